@@ -1,0 +1,40 @@
+"""Data for skcxr: image reading, NIH ChestX-ray14, lung masks and synthetic phantoms.
+
+- :func:`read_image`: any PNG/JPEG/DICOM radiograph as a 2-D float32 array in [0, 1].
+- :func:`load_chestxray14`, :func:`load_bboxes`, :data:`FINDINGS`: NIH ChestX-ray14.
+- :func:`load_lung_masks`, :func:`read_mask`: images/ + masks/ folders (Montgomery, Shenzhen).
+- :func:`make_phantoms`: synthetic chest radiographs with ground truth, the embedded default.
+- :func:`train_test_split_by_patient`: re-exported from :mod:`skcxr.model_selection`.
+"""
+
+from __future__ import annotations
+
+from .chestxray14 import FINDINGS, load_bboxes, load_chestxray14
+from .io import read_image
+from .lungs import load_lung_masks, read_mask
+from .phantoms import make_phantoms
+
+__all__ = [
+    "FINDINGS",
+    "read_image",
+    "load_chestxray14",
+    "load_bboxes",
+    "load_lung_masks",
+    "read_mask",
+    "make_phantoms",
+    "train_test_split_by_patient",
+]
+
+
+def __getattr__(name: str):
+    # model_selection sits above datasets in the layering: import it only when
+    # asked, so that it may itself import from skcxr.datasets without a cycle.
+    if name == "train_test_split_by_patient":
+        from ..model_selection import train_test_split_by_patient
+
+        return train_test_split_by_patient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,311 @@
+"""Hand-crafted texture features: grid-wise LBP histograms and HOG.
+
+Both transformers take the preprocessed stack that
+:class:`skcxr.preprocessing.CXRPreprocessor` produces, float32 ``(n, H, W)``,
+and return float32 ``(n, d)`` with named columns, so they sit side by side in a
+``FeatureUnion``. Work runs in batches of many images per joblib task.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from skimage.feature import hog, local_binary_pattern
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .._parallel import check_n_jobs, map_batches
+from .._validation import check_image_stack
+
+__all__ = ["LBPFeatures", "HOGFeatures"]
+
+_LBP_BINS = {
+    "uniform": lambda P: P + 2,
+    "nri_uniform": lambda P: P * (P - 1) + 3,
+    "default": lambda P: 2**P,
+    "ror": lambda P: 2**P,
+}
+
+
+class _ImageFeatures(TransformerMixin, BaseEstimator):
+    """Shared fit/transform of the per-image feature extractors.
+
+    Subclasses define ``_check_params()``, ``_names(image_shape)`` (feature
+    names; raises ValueError when the shape does not suit the parameters),
+    ``_batch`` (module-level function of a batch of images) and its ``_args()``,
+    and ``_prefer`` (joblib backend hint).
+    """
+
+    _prefer = None
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    def fit(self, X, y=None):
+        """Record the image shape and the output features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W)
+            Preprocessed images.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        check_n_jobs(self.n_jobs, type(self).__name__)
+        X = check_image_stack(X)
+        self.image_shape_ = tuple(X.shape[1:])
+        self.n_features_out_ = len(self._names(self.image_shape_))
+        return self
+
+    def transform(self, X):
+        """Compute the features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, H, W)
+            Preprocessed images with the shape seen in ``fit``.
+
+        Returns
+        -------
+        features : ndarray of shape (n, n_features_out_), dtype float32
+        """
+        check_is_fitted(self)
+        X = check_image_stack(X)
+        if tuple(X.shape[1:]) != self.image_shape_:
+            raise ValueError(
+                f"X has images of shape {tuple(X.shape[1:])}, but {type(self).__name__} "
+                f"was fitted on images of shape {self.image_shape_}."
+            )
+        out = np.empty((len(X), self.n_features_out_), dtype=np.float32)
+        return map_batches(
+            type(self)._batch, X, out, args=self._args(), n_jobs=self.n_jobs, prefer=self._prefer
+        )
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features.
+
+        Parameters
+        ----------
+        input_features : ignored
+            The inputs are pixels, which have no names.
+
+        Returns
+        -------
+        names : ndarray of str, dtype object
+        """
+        check_is_fitted(self)
+        return np.asarray(self._names(self.image_shape_), dtype=object)
+
+
+class LBPFeatures(_ImageFeatures):
+    """Local binary pattern histograms on a grid of cells.
+
+    Each image gets LBP codes (:func:`skimage.feature.local_binary_pattern`);
+    the image is split into ``grid`` cells (as equal as possible) and each cell
+    contributes its normalised code histogram (summing to 1). Keeping one
+    histogram per cell keeps where the texture is (apex, base, left, right).
+
+    LBP compares each pixel with its neighbours, so only the order of gray
+    levels matters: each image is mapped (min-max) to uint8 first, which is
+    what scikit-image recommends for LBP (exact ties instead of float noise)
+    and makes the features independent of the preprocessor's ``out_range``.
+
+    Parameters
+    ----------
+    P : int, default=8
+        Number of circularly symmetric neighbours.
+    R : float, default=1
+        Radius of the circle.
+    method : {"uniform", "nri_uniform", "default", "ror"}, default="uniform"
+        LBP variant (see scikit-image). ``"var"`` is not a code and is not offered.
+        Bins per cell: ``P + 2``, ``P (P - 1) + 3``, ``2**P``, ``2**P``.
+    grid : tuple of two ints, default=(4, 4)
+        Cells along rows and columns.
+    n_jobs : int or None, default=None
+        Parallel workers (threads: scikit-image's LBP releases the GIL).
+
+    Attributes
+    ----------
+    image_shape_ : tuple of int
+        ``(H, W)`` of the images seen in ``fit``.
+    n_features_out_ : int
+        ``grid[0] * grid[1] * bins``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.features import LBPFeatures
+    >>> X = np.random.default_rng(0).uniform(-1, 1, (3, 64, 64)).astype(np.float32)
+    >>> lbp = LBPFeatures(grid=(2, 2)).fit(X)
+    >>> lbp.transform(X).shape
+    (3, 40)
+    >>> lbp.get_feature_names_out()[:2].tolist()
+    ['lbp_r0c0_b0', 'lbp_r0c0_b1']
+    """
+
+    _prefer = "threads"
+
+    def __init__(self, P=8, R=1, method="uniform", grid=(4, 4), n_jobs=None):
+        self.P = P
+        self.R = R
+        self.method = method
+        self.grid = grid
+        self.n_jobs = n_jobs
+
+    def _check_params(self):
+        P, R = self.P, self.R
+        if isinstance(P, bool) or not isinstance(P, numbers.Integral) or P < 1:
+            raise ValueError(f"LBPFeatures: P must be an int >= 1, got {P!r}.")
+        if isinstance(R, bool) or not isinstance(R, numbers.Real) or not R > 0:
+            raise ValueError(f"LBPFeatures: R must be a number > 0, got {R!r}.")
+        if self.method not in _LBP_BINS:
+            raise ValueError(
+                f"LBPFeatures: method must be one of {sorted(_LBP_BINS)}, got {self.method!r}."
+            )
+        if _LBP_BINS[self.method](P) > 4096:
+            raise ValueError(
+                f"LBPFeatures: method={self.method!r} with P={P} gives "
+                f"{_LBP_BINS[self.method](P)} bins per cell; use method='uniform' or a smaller P."
+            )
+        _check_pair(self.grid, "LBPFeatures", "grid")
+
+    def _names(self, shape):
+        gr, gc = self.grid
+        if gr > shape[0] or gc > shape[1]:
+            raise ValueError(f"LBPFeatures: grid {self.grid} has more cells than pixels in {shape}.")
+        n_bins = _LBP_BINS[self.method](self.P)
+        return [f"lbp_r{r}c{c}_b{b}" for r in range(gr) for c in range(gc) for b in range(n_bins)]
+
+    def _args(self):
+        return (self.P, float(self.R), self.method, tuple(self.grid))
+
+    @staticmethod
+    def _batch(images, P, R, method, grid):
+        n, H, W = images.shape
+        n_bins = _LBP_BINS[method](P)
+        gr, gc = grid
+        # Cell of each pixel, row-major; edges as equal as possible.
+        rows = np.arange(H) * gr // H
+        cols = np.arange(W) * gc // W
+        cell = (rows[:, None] * gc + cols[None, :]).ravel()
+        per_cell = np.bincount(cell, minlength=gr * gc).astype(np.float32)
+        codes = np.empty((n, H * W), dtype=np.intp)
+        for k, image in enumerate(images):
+            codes[k] = local_binary_pattern(_to_uint8(image), P, R, method).ravel()
+        # One bincount for all images and cells: bin = (image, cell, code).
+        codes += cell * n_bins
+        codes += (np.arange(n) * (gr * gc * n_bins))[:, None]
+        hist = np.bincount(codes.ravel(), minlength=n * gr * gc * n_bins)
+        hist = hist.reshape(n, gr * gc, n_bins).astype(np.float32)
+        hist /= per_cell[None, :, None]
+        return hist.reshape(n, -1)
+
+
+class HOGFeatures(_ImageFeatures):
+    """Histograms of oriented gradients (:func:`skimage.feature.hog`).
+
+    Block-normalised (``"L2-Hys"``) gradient orientation histograms, flattened
+    in scikit-image's order: block row, block column, cell row and cell column
+    within the block, orientation.
+
+    Parameters
+    ----------
+    orientations : int, default=9
+        Orientation bins.
+    pixels_per_cell : tuple of two ints, default=(16, 16)
+        Cell size in pixels.
+    cells_per_block : tuple of two ints, default=(2, 2)
+        Cells per normalisation block.
+    n_jobs : int or None, default=None
+        Parallel workers (processes: part of scikit-image's HOG holds the GIL).
+
+    Attributes
+    ----------
+    image_shape_ : tuple of int
+        ``(H, W)`` of the images seen in ``fit``.
+    n_features_out_ : int
+        ``blocks_rows * blocks_cols * cells_per_block[0] * cells_per_block[1] * orientations``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.features import HOGFeatures
+    >>> X = np.random.default_rng(0).uniform(-1, 1, (3, 64, 64)).astype(np.float32)
+    >>> hog = HOGFeatures().fit(X)
+    >>> hog.transform(X).shape
+    (3, 324)
+    >>> hog.get_feature_names_out()[0]
+    'hog_r0c0_cell0_0_o0'
+    """
+
+    _prefer = "processes"
+
+    def __init__(self, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2), n_jobs=None):
+        self.orientations = orientations
+        self.pixels_per_cell = pixels_per_cell
+        self.cells_per_block = cells_per_block
+        self.n_jobs = n_jobs
+
+    def _check_params(self):
+        o = self.orientations
+        if isinstance(o, bool) or not isinstance(o, numbers.Integral) or o < 1:
+            raise ValueError(f"HOGFeatures: orientations must be an int >= 1, got {o!r}.")
+        _check_pair(self.pixels_per_cell, "HOGFeatures", "pixels_per_cell")
+        _check_pair(self.cells_per_block, "HOGFeatures", "cells_per_block")
+
+    def _names(self, shape):
+        (pr, pc), (br, bc) = self.pixels_per_cell, self.cells_per_block
+        nr, nc = shape[0] // pr - br + 1, shape[1] // pc - bc + 1
+        if nr < 1 or nc < 1:
+            raise ValueError(
+                f"HOGFeatures: images of shape {shape} are smaller than one block of "
+                f"{br}x{bc} cells of {pr}x{pc} pixels."
+            )
+        return [
+            f"hog_r{r}c{c}_cell{i}_{j}_o{o}"
+            for r in range(nr)
+            for c in range(nc)
+            for i in range(br)
+            for j in range(bc)
+            for o in range(self.orientations)
+        ]
+
+    def _args(self):
+        return (int(self.orientations), tuple(self.pixels_per_cell), tuple(self.cells_per_block))
+
+    @staticmethod
+    def _batch(images, orientations, pixels_per_cell, cells_per_block):
+        return np.stack(
+            [
+                hog(image, orientations, pixels_per_cell, cells_per_block, block_norm="L2-Hys")
+                for image in images
+            ]
+        ).astype(np.float32, copy=False)
+
+
+def _check_pair(value, owner, name):
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value)
+    )
+    if not ok:
+        raise ValueError(f"{owner}: {name} must be a pair of ints >= 1, got {value!r}.")
+
+
+def _to_uint8(image):
+    """Min-max map one image to uint8 (a constant image becomes zeros)."""
+    lo, hi = float(image.min()), float(image.max())
+    if hi <= lo:
+        return np.zeros(image.shape, dtype=np.uint8)
+    scaled = (image - np.float32(lo)) * np.float32(255.0 / (hi - lo)) + np.float32(0.5)
+    return scaled.astype(np.uint8)

@@ -1,0 +1,354 @@
+"""Multi-label evaluation: report, per-class thresholds and scorers.
+
+Everything here takes a 2-D 0/1 indicator matrix ``Y_true`` of shape
+``(n, L)`` and scores ``Y_score`` of shape ``(n, L)`` (probabilities, or any
+monotone score for the AUC). ``Y_score`` may also be a list of ``L`` arrays of
+shape ``(n, 2)``, which is what ``MultiOutputClassifier.predict_proba`` returns;
+the positive-class column of each is used.
+
+A sample is predicted positive for class ``l`` when ``Y_score[:, l] >=
+threshold[l]``, the convention of :func:`sklearn.metrics.precision_recall_curve`,
+so the thresholds found by :func:`tune_thresholds` reproduce the F1 they were
+chosen for.
+
+Macro-AUC is the mean of :func:`sklearn.metrics.roc_auc_score` over the
+classes whose ``Y_true`` column holds both values. A class with one value only
+(no positives in a small test fold, typically Hernia) has no AUC: it is listed
+in :attr:`MultilabelReport.undefined_auc` and left out of the mean, never
+averaged in as NaN. F1, precision and recall follow scikit-learn with
+``zero_division=0`` (a class that is never true nor predicted scores 0).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import (
+    f1_score,
+    hamming_loss,
+    make_scorer,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+from sklearn.metrics import get_scorer as _sklearn_get_scorer
+
+from ._validation import check_multilabel_Y
+
+__all__ = [
+    "MultilabelReport",
+    "SCORERS",
+    "get_scorer",
+    "macro_auc_score",
+    "multilabel_report",
+    "tune_thresholds",
+]
+
+
+def _as_score_matrix(Y_score, shape: tuple) -> np.ndarray:
+    """Return scores as a float array of ``shape``; a list of (n, 2) arrays is stacked.
+
+    A list member of shape (n, 1) comes from a sub-estimator that saw one label
+    value only in training; it carries no ranking, so it becomes a constant 0
+    column (with a warning).
+    """
+    if isinstance(Y_score, (list, tuple)) and Y_score and all(np.ndim(p) == 2 for p in Y_score):
+        columns = []
+        for k, proba in enumerate(Y_score):
+            proba = np.asarray(proba, dtype=float)
+            if proba.shape[1] not in (1, 2):
+                raise ValueError(
+                    f"Y_score[{k}] must have shape (n, 2) (one predict_proba per label), "
+                    f"got shape {proba.shape}."
+                )
+            if proba.shape[1] == 1:
+                warnings.warn(
+                    f"Y_score[{k}] has one column: its estimator saw one label value only "
+                    "during fit; its scores are taken as constant 0.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                columns.append(np.zeros(proba.shape[0]))
+            else:
+                columns.append(proba[:, 1])
+        Y_score = np.column_stack(columns)
+    Y_score = np.asarray(Y_score, dtype=float)
+    if Y_score.ndim != 2:
+        raise ValueError(
+            f"Y_score must have shape (n, L) or be a list of (n, 2) arrays, got shape {Y_score.shape}."
+        )
+    if Y_score.shape != shape:
+        raise ValueError(f"Y_score has shape {Y_score.shape} but Y_true has shape {shape}.")
+    if not np.isfinite(Y_score).all():
+        raise ValueError("Y_score contains NaN or infinity.")
+    return Y_score
+
+
+def _check_inputs(Y_true, Y_score):
+    Y_true = check_multilabel_Y(Y_true, name="Y_true")
+    Y_score = _as_score_matrix(Y_score, Y_true.shape)
+    return Y_true, Y_score
+
+
+def _per_class_auc(Y_true: np.ndarray, Y_score: np.ndarray) -> np.ndarray:
+    """AUC per class; NaN where Y_true[:, l] holds one value only."""
+    auc = np.full(Y_true.shape[1], np.nan)
+    for k in range(Y_true.shape[1]):
+        if 0 < Y_true[:, k].sum() < Y_true.shape[0]:
+            auc[k] = roc_auc_score(Y_true[:, k], Y_score[:, k])
+    return auc
+
+
+def _nanmean_auc(auc: np.ndarray) -> float:
+    if np.isnan(auc).all():
+        warnings.warn(
+            "Macro-AUC is undefined: no class has both positive and negative samples in Y_true.",
+            UndefinedMetricWarning,
+            stacklevel=3,
+        )
+        return float("nan")
+    return float(np.nanmean(auc))
+
+
+def macro_auc_score(Y_true, Y_score) -> float:
+    """Mean ROC AUC over the classes whose ``Y_true`` column has both values.
+
+    Parameters
+    ----------
+    Y_true : array-like of shape (n_samples, n_labels)
+        0/1 indicator matrix.
+    Y_score : array-like of shape (n_samples, n_labels) or list of (n_samples, 2) arrays
+        Probabilities or scores.
+
+    Returns
+    -------
+    float
+        The macro-AUC; NaN (with an ``UndefinedMetricWarning``) when no class
+        has both values.
+
+    Examples
+    --------
+    >>> from skcxr.metrics import macro_auc_score
+    >>> Y = [[1, 0], [0, 0], [1, 0]]          # class 1 has no positive: skipped
+    >>> P = [[0.9, 0.2], [0.1, 0.3], [0.8, 0.1]]
+    >>> macro_auc_score(Y, P)
+    1.0
+    """
+    Y_true, Y_score = _check_inputs(Y_true, Y_score)
+    return _nanmean_auc(_per_class_auc(Y_true, Y_score))
+
+
+def tune_thresholds(Y_true, Y_score) -> np.ndarray:
+    """Per-class decision thresholds that maximise F1 on the given data.
+
+    For each class the threshold is the score, among those returned by
+    :func:`sklearn.metrics.precision_recall_curve`, with the highest F1 when a
+    sample is called positive at ``score >= threshold`` (on ties, the lowest
+    such threshold). A class without positives in ``Y_true`` has no
+    F1-optimal threshold and gets 0.5.
+
+    Tune on training or validation data, never on the test set.
+
+    Parameters
+    ----------
+    Y_true : array-like of shape (n_samples, n_labels)
+        0/1 indicator matrix.
+    Y_score : array-like of shape (n_samples, n_labels) or list of (n_samples, 2) arrays
+        Probabilities or scores.
+
+    Returns
+    -------
+    ndarray of shape (n_labels,), float
+        One threshold per class.
+
+    Examples
+    --------
+    >>> from skcxr.metrics import tune_thresholds
+    >>> Y = [[1, 0], [0, 0], [1, 0], [0, 1]]
+    >>> P = [[0.30, 0.2], [0.10, 0.1], [0.40, 0.3], [0.20, 0.6]]
+    >>> tune_thresholds(Y, P)
+    array([0.3, 0.6])
+    """
+    Y_true, Y_score = _check_inputs(Y_true, Y_score)
+    thresholds = np.full(Y_true.shape[1], 0.5)
+    for k in range(Y_true.shape[1]):
+        if not Y_true[:, k].any():
+            continue
+        precision, recall, cut = precision_recall_curve(Y_true[:, k], Y_score[:, k])
+        # The last (precision=1, recall=0) point has no threshold.
+        precision, recall = precision[:-1], recall[:-1]
+        denom = precision + recall
+        f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
+        thresholds[k] = cut[int(np.argmax(f1))]
+    return thresholds
+
+
+@dataclass(repr=False)
+class MultilabelReport:
+    """Result of :func:`multilabel_report`.
+
+    Attributes
+    ----------
+    micro_f1, macro_f1, hamming_loss, macro_auc : float
+        Summary metrics (macro_auc over the classes with a defined AUC).
+    per_class : pandas.DataFrame
+        One row per class: AUC (NaN where undefined), F1, precision, recall,
+        support (number of positives) and the threshold used.
+    undefined_auc : list of str
+        Classes whose AUC is undefined because ``Y_true`` holds one value only;
+        they are left out of ``macro_auc``.
+    """
+
+    micro_f1: float
+    macro_f1: float
+    hamming_loss: float
+    macro_auc: float
+    per_class: pd.DataFrame
+    undefined_auc: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """The four summary numbers as a dict, keyed by their table headings."""
+        return {
+            "Micro-F1": self.micro_f1,
+            "Macro-F1": self.macro_f1,
+            "Hamming loss": self.hamming_loss,
+            "Macro-AUC": self.macro_auc,
+        }
+
+    def to_frame(self, name: str = "model") -> pd.DataFrame:
+        """The summary as a one-row DataFrame indexed by ``name`` (index name "Model").
+
+        ``pd.concat`` of several such frames gives a model comparison table.
+        """
+        frame = pd.DataFrame([self.summary()], index=pd.Index([name], name="Model"))
+        return frame
+
+    def __repr__(self) -> str:
+        head = ", ".join(f"{key}={value:.4f}" for key, value in self.summary().items())
+        lines = [f"MultilabelReport({head})"]
+        if self.undefined_auc:
+            lines.append(
+                f"AUC undefined (one label value only, left out of Macro-AUC): "
+                f"{', '.join(map(str, self.undefined_auc))}"
+            )
+        lines.append(self.per_class.to_string(float_format=lambda v: f"{v:.4f}"))
+        return "\n".join(lines)
+
+
+def multilabel_report(Y_true, Y_score, threshold=0.5, target_names=None) -> MultilabelReport:
+    """Micro/macro-F1, Hamming loss, macro-AUC and a per-class table.
+
+    Parameters
+    ----------
+    Y_true : array-like of shape (n_samples, n_labels)
+        0/1 indicator matrix.
+    Y_score : array-like of shape (n_samples, n_labels) or list of (n_samples, 2) arrays
+        Probabilities (or scores) per class, e.g. ``predict_proba`` of
+        ``OneVsRestClassifier`` or of ``MultiOutputClassifier``.
+    threshold : float or array-like of shape (n_labels,), default=0.5
+        A sample is predicted positive for class ``l`` when
+        ``Y_score[:, l] >= threshold[l]``; see :func:`tune_thresholds`.
+    target_names : list of str, optional
+        Class names for the table; ``"0", "1", ...`` by default.
+
+    Returns
+    -------
+    MultilabelReport
+        With ``micro_f1``, ``macro_f1``, ``hamming_loss``, ``macro_auc``,
+        ``per_class`` and ``undefined_auc``; ``summary()`` and ``to_frame()``
+        give table rows.
+
+    Examples
+    --------
+    >>> from skcxr.metrics import multilabel_report
+    >>> Y = [[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 0]]
+    >>> P = [[0.9, 0.2, 0.1], [0.3, 0.7, 0.2], [0.6, 0.4, 0.1], [0.2, 0.1, 0.3]]
+    >>> report = multilabel_report(Y, P, target_names=["Mass", "Nodule", "Hernia"])
+    >>> report.undefined_auc
+    ['Hernia']
+    >>> round(report.macro_auc, 3), round(report.micro_f1, 3)
+    (1.0, 0.857)
+    """
+    Y_true, Y_score = _check_inputs(Y_true, Y_score)
+    n_labels = Y_true.shape[1]
+    if target_names is None:
+        target_names = [str(k) for k in range(n_labels)]
+    target_names = [str(name) for name in target_names]
+    if len(target_names) != n_labels:
+        raise ValueError(f"target_names has {len(target_names)} names but Y_true has {n_labels} columns.")
+    thresholds = np.asarray(threshold, dtype=float)
+    if thresholds.ndim == 0:
+        thresholds = np.full(n_labels, float(thresholds))
+    if thresholds.shape != (n_labels,) or not np.isfinite(thresholds).all():
+        raise ValueError(
+            f"threshold must be a finite float or an array of {n_labels} finite floats, "
+            f"got {threshold!r}."
+        )
+    Y_pred = (Y_score >= thresholds).astype(np.uint8)
+
+    auc = _per_class_auc(Y_true, Y_score)
+    undefined = [name for name, value in zip(target_names, auc) if np.isnan(value)]
+    precision, recall, f1, support = precision_recall_fscore_support(
+        Y_true, Y_pred, average=None, zero_division=0
+    )
+    per_class = pd.DataFrame(
+        {
+            "AUC": auc,
+            "F1": f1,
+            "precision": precision,
+            "recall": recall,
+            "support": support.astype(int),
+            "threshold": thresholds,
+        },
+        index=pd.Index(target_names, name="class"),
+    )
+    return MultilabelReport(
+        micro_f1=float(f1_score(Y_true, Y_pred, average="micro", zero_division=0)),
+        macro_f1=float(f1_score(Y_true, Y_pred, average="macro", zero_division=0)),
+        hamming_loss=float(hamming_loss(Y_true, Y_pred)),
+        macro_auc=_nanmean_auc(auc),
+        per_class=per_class,
+        undefined_auc=undefined,
+    )
+
+
+# Scorers. scikit-learn's `make_scorer(response_method="predict_proba")` already
+# turns MultiOutputClassifier's list of (n, 2) arrays into an (n, L) matrix for
+# multilabel-indicator targets and passes an (n, L) predict_proba through
+# unchanged; the metric functions here also accept the list (the path sklearn
+# takes when a sub-estimator saw one class only).
+SCORERS = {
+    "macro_auc": make_scorer(macro_auc_score, response_method=("predict_proba", "decision_function")),
+    "micro_f1": make_scorer(f1_score, average="micro", zero_division=0),
+    "macro_f1": make_scorer(f1_score, average="macro", zero_division=0),
+    "neg_hamming_loss": make_scorer(hamming_loss, greater_is_better=False),
+}
+
+
+def get_scorer(name):
+    """Scorer for ``scoring=`` in ``GridSearchCV`` / ``cross_validate``.
+
+    ``name`` is one of ``"macro_auc"``, ``"micro_f1"``, ``"macro_f1"``,
+    ``"neg_hamming_loss"``; any other name (or a callable) goes to
+    :func:`sklearn.metrics.get_scorer`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_multilabel_classification
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from sklearn.multiclass import OneVsRestClassifier
+    >>> from skcxr.metrics import get_scorer
+    >>> X, Y = make_multilabel_classification(60, n_classes=3, random_state=0)
+    >>> scores = cross_val_score(OneVsRestClassifier(LogisticRegression()), X, Y,
+    ...                          cv=3, scoring=get_scorer("macro_auc"))
+    >>> scores.shape
+    (3,)
+    """
+    if isinstance(name, str) and name in SCORERS:
+        return SCORERS[name]
+    return _sklearn_get_scorer(name)

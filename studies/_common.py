@@ -1,0 +1,53 @@
+"""What the studies share: where the real data lives, loading it, the patient-wise split, writing results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SKCXR_SHARED_DATA", ROOT.parent / "shared" / "data"))
+RESULTS = ROOT / "studies" / "results"
+
+
+def machine() -> str:
+    """One line naming the machine and the versions that matter for timings."""
+    import sklearn
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"scikit-learn {sklearn.__version__}, Python {sys.version.split()[0]}")
+
+
+def load_real_nih(seed: int = 0, test_size: float = 0.25):
+    """nih (421 images) + nih-64 (995 images) with one patient-wise, label-stratified split.
+
+    Returns ``(paths_train, paths_test, Y_train, Y_test, groups_train, target_names)``.
+    """
+    from skcxr.datasets import load_chestxray14
+    from skcxr.model_selection import train_test_split_by_patient
+
+    parts = [load_chestxray14(SHARED_DATA / name) for name in ("nih", "nih-64")]
+    paths = np.concatenate([p.paths for p in parts])
+    Y = np.concatenate([p.Y for p in parts])
+    groups = np.concatenate([p.patient_ids for p in parts])
+    p_tr, p_te, Y_tr, Y_te, g_tr, g_te = train_test_split_by_patient(
+        paths, Y, groups, groups=groups, stratify=Y, test_size=test_size, random_state=seed)
+    assert not set(g_tr) & set(g_te)
+    return p_tr, p_te, Y_tr, Y_te, g_tr, parts[0].target_names
+
+
+def write_markdown(name: str, text: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(text)
+    return path

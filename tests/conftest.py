@@ -1,0 +1,48 @@
+"""Shared fixtures: the real data beside the repository, skipped cleanly when absent."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED_DATA = Path(os.environ.get("SKCXR_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def _need(sub: str) -> Path:
+    path = SHARED_DATA / sub
+    if not path.exists():
+        pytest.skip(f"real data not found at {path} (set SKCXR_SHARED_DATA to ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return _need("")
+
+
+@pytest.fixture(scope="session")
+def nih_root() -> Path:
+    return _need("nih")
+
+
+@pytest.fixture(scope="session")
+def nih64_root() -> Path:
+    return _need("nih-64")
+
+
+@pytest.fixture(scope="session")
+def lungs_root() -> Path:
+    return _need("lungs")
+
+
+@pytest.fixture(scope="session")
+def full_label_file() -> Path:
+    return _need("Data_Entry_2017_v2020.csv.gz")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads():
+    # 2 cores: keep torch from oversubscribing when joblib workers also compute.
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    yield
