@@ -5,39 +5,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-
-
-def _fit_and_report(models: dict, X_train, Y_train, X_test, Y_test, target_names):
-    """Fit each model on the training part; return {name: report} on the test part and the wall times."""
-    from .metrics import multilabel_report
-
-    reports, seconds = {}, {}
-    for name, model in models.items():
-        start = time.perf_counter()
-        model.fit(X_train, Y_train)
-        reports[name] = multilabel_report(Y_test, model.predict_proba(X_test), target_names=target_names)
-        seconds[name] = time.perf_counter() - start
-    return reports, seconds
 
 
 def _models(args) -> dict:
-    from .pipelines import make_classical_pipeline
+    from .pipelines import make_classical_pipeline, make_hybrid_pipeline
 
-    return {"Logistic regression (LBP+HOG)": make_classical_pipeline(size=args.size, n_jobs=args.n_jobs)}
+    return {
+        "Logistic regression (LBP+HOG)": make_classical_pipeline(size=args.size, n_jobs=args.n_jobs),
+        "Hybrid MLP (LBP+HOG+ResNet18)": make_hybrid_pipeline(
+            size=args.size, n_jobs=args.n_jobs, random_state=args.seed),
+    }
 
 
-def _print_and_save(reports, seconds, out: Path | None, config: dict) -> None:
-    table = pd.concat([report.to_frame(name) for name, report in reports.items()])
-    table["Fit+predict (s)"] = [round(seconds[name], 1) for name in table.index]
-    print(table.to_markdown(floatfmt=".3f"))
+def _config(args) -> dict:
+    return {key: value if isinstance(value, (int, float)) else str(value)
+            for key, value in vars(args).items() if key != "func"}
+
+
+def _print_and_save(table, reports, out: Path | None, config: dict) -> None:
+    print(table.to_markdown(floatfmt=[""] + [".3f"] * 4 + [".1f"]))
     for name, report in reports.items():
         print(f"\nPer-class results, {name}:")
-        print(report.per_class.to_markdown(floatfmt=".3f"))
+        print(report.per_class.to_markdown(floatfmt=[""] + [".3f"] * 4 + [".0f", ".3f"]))
         if report.undefined_auc:
             print("AUC undefined (one label value only in the test set): " + ", ".join(report.undefined_auc))
     if out is not None:
@@ -47,7 +39,7 @@ def _print_and_save(reports, seconds, out: Path | None, config: dict) -> None:
             report.per_class.to_csv(out / f"per_class_{i}.csv")
         payload = {"config": config, "results": {
             name: {**report.summary(), "per_class_auc": report.per_class["AUC"].to_dict(),
-                   "undefined_auc": list(report.undefined_auc), "seconds": seconds[name]}
+                   "undefined_auc": list(report.undefined_auc), "seconds": table.loc[name, "Seconds"]}
             for name, report in reports.items()}}
         (out / "results.json").write_text(json.dumps(payload, indent=2, default=float))
         print(f"\nwrote {out / 'results.csv'} and {out / 'results.json'}")
@@ -55,7 +47,7 @@ def _print_and_save(reports, seconds, out: Path | None, config: dict) -> None:
 
 def demo(args) -> None:
     from .datasets import make_phantoms
-    from .model_selection import train_test_split_by_patient
+    from .model_selection import holdout_report, train_test_split_by_patient
 
     data = make_phantoms(args.n_images, size=args.size, random_state=args.seed)
     X_tr, X_te, Y_tr, Y_te = train_test_split_by_patient(
@@ -63,13 +55,13 @@ def demo(args) -> None:
         random_state=args.seed)
     print(f"Phantoms: {len(X_tr)} train / {len(X_te)} test images at {args.size} px, "
           f"findings: {', '.join(data.target_names)}\n")
-    reports, seconds = _fit_and_report(_models(args), X_tr, Y_tr, X_te, Y_te, data.target_names)
-    _print_and_save(reports, seconds, args.out, vars(args))
+    table, reports = holdout_report(_models(args), X_tr, Y_tr, X_te, Y_te, target_names=data.target_names)
+    _print_and_save(table, reports, args.out, _config(args))
 
 
 def run(args) -> None:
     from .datasets import load_chestxray14
-    from .model_selection import train_test_split_by_patient
+    from .model_selection import holdout_report, train_test_split_by_patient
 
     if not Path(args.data).is_dir():
         raise FileNotFoundError(f"--data {args.data}: no such folder")
@@ -80,8 +72,8 @@ def run(args) -> None:
     n_patients = len(np.unique(data.patient_ids))
     print(f"ChestX-ray14 at {args.data}: {len(data.paths)} images of {n_patients} patients; "
           f"patient-wise split {len(paths_tr)} train / {len(paths_te)} test images\n")
-    reports, seconds = _fit_and_report(_models(args), paths_tr, Y_tr, paths_te, Y_te, data.target_names)
-    _print_and_save(reports, seconds, args.out, {k: str(v) for k, v in vars(args).items() if k != "func"})
+    table, reports = holdout_report(_models(args), paths_tr, Y_tr, paths_te, Y_te, target_names=data.target_names)
+    _print_and_save(table, reports, args.out, _config(args))
 
 
 def _parser() -> argparse.ArgumentParser:

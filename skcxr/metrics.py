@@ -42,6 +42,7 @@ from ._validation import check_multilabel_Y
 __all__ = [
     "MultilabelReport",
     "SCORERS",
+    "check_thresholds",
     "get_scorer",
     "macro_auc_score",
     "multilabel_report",
@@ -239,6 +240,26 @@ class MultilabelReport:
         return "\n".join(lines)
 
 
+def check_thresholds(threshold, n_labels: int) -> np.ndarray:
+    """Decision thresholds as a float array (n_labels,): a float is repeated, an array is checked.
+
+    Examples
+    --------
+    >>> from skcxr.metrics import check_thresholds
+    >>> check_thresholds(0.3, 2)
+    array([0.3, 0.3])
+    """
+    thresholds = np.asarray(threshold, dtype=float)
+    if thresholds.ndim == 0:
+        thresholds = np.full(n_labels, float(thresholds))
+    if thresholds.shape != (n_labels,) or not np.isfinite(thresholds).all():
+        raise ValueError(
+            f"threshold must be a finite float or an array of {n_labels} finite floats, "
+            f"got {threshold!r}."
+        )
+    return thresholds
+
+
 def multilabel_report(Y_true, Y_score, threshold=0.5, target_names=None) -> MultilabelReport:
     """Micro/macro-F1, Hamming loss, macro-AUC and a per-class table.
 
@@ -280,14 +301,7 @@ def multilabel_report(Y_true, Y_score, threshold=0.5, target_names=None) -> Mult
     target_names = [str(name) for name in target_names]
     if len(target_names) != n_labels:
         raise ValueError(f"target_names has {len(target_names)} names but Y_true has {n_labels} columns.")
-    thresholds = np.asarray(threshold, dtype=float)
-    if thresholds.ndim == 0:
-        thresholds = np.full(n_labels, float(thresholds))
-    if thresholds.shape != (n_labels,) or not np.isfinite(thresholds).all():
-        raise ValueError(
-            f"threshold must be a finite float or an array of {n_labels} finite floats, "
-            f"got {threshold!r}."
-        )
+    thresholds = check_thresholds(threshold, n_labels)
     Y_pred = (Y_score >= thresholds).astype(np.uint8)
 
     auc = _per_class_auc(Y_true, Y_score)

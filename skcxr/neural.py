@@ -40,7 +40,7 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
 from ._torch import resolve_device
 from ._validation import check_multilabel_Y
-from .metrics import tune_thresholds
+from .metrics import check_thresholds, tune_thresholds
 
 __all__ = ["MLP", "DeeperMLP", "MultilabelValidSplit", "MultilabelNeuralNetClassifier"]
 
@@ -614,12 +614,4 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
             if getattr(self, "tuned_thresholds_", None) is None:
                 raise ValueError('threshold="tuned" but no thresholds were tuned: fit with a train_split.')
             return self.tuned_thresholds_
-        threshold = np.asarray(self.threshold, dtype=float)
-        if threshold.ndim == 0:
-            threshold = np.full(n_labels, float(threshold))
-        if threshold.shape != (n_labels,) or not np.isfinite(threshold).all():
-            raise ValueError(
-                f'threshold must be a finite float, {n_labels} finite floats or "tuned", '
-                f"got {self.threshold!r}."
-            )
-        return threshold
+        return check_thresholds(self.threshold, n_labels)

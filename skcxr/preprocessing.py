@@ -76,7 +76,9 @@ class CXRPreprocessor(TransformerMixin, BaseEstimator):
         Output range ``(low, high)``, ``low < high``.
     n_jobs : int or None, default=None
         Parallel workers (joblib convention: None is 1 unless inside
-        ``joblib.parallel_config``, -1 is all cores).
+        ``joblib.parallel_config``, -1 is all cores). joblib's default backend
+        (worker processes) is used; ``joblib.parallel_config(backend="threading")``
+        switches to threads.
     batch_size : int, default=64
         Images per parallel task. With paths, only the output array and the
         batches in flight (at most ``2 * n_jobs``) are in memory at once.
@@ -146,6 +148,16 @@ class CXRPreprocessor(TransformerMixin, BaseEstimator):
         -------
         Xt : ndarray of shape (n, size, size), dtype float32
             Values within ``out_range``.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` is not one of the accepted forms, is empty, holds NaN or
+            infinity, booleans, or a file that cannot be read (the message names
+            the image or file).
+        FileNotFoundError
+            If a path does not point to an existing file (named, with how many
+            more are missing), checked before any image is read.
         """
         size, low, high = self._check_params()
         items, kind = _as_items(X)

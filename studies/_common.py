@@ -31,7 +31,7 @@ def machine() -> str:
 def load_real_nih(seed: int = 0, test_size: float = 0.25):
     """nih (421 images) + nih-64 (995 images) with one patient-wise, label-stratified split.
 
-    Returns ``(paths_train, paths_test, Y_train, Y_test, groups_train, target_names)``.
+    Returns ``(paths_train, paths_test, Y_train, Y_test, groups_train, groups_test, target_names)``.
     """
     from skcxr.datasets import load_chestxray14
     from skcxr.model_selection import train_test_split_by_patient
@@ -43,7 +43,7 @@ def load_real_nih(seed: int = 0, test_size: float = 0.25):
     p_tr, p_te, Y_tr, Y_te, g_tr, g_te = train_test_split_by_patient(
         paths, Y, groups, groups=groups, stratify=Y, test_size=test_size, random_state=seed)
     assert not set(g_tr) & set(g_te)
-    return p_tr, p_te, Y_tr, Y_te, g_tr, parts[0].target_names
+    return p_tr, p_te, Y_tr, Y_te, g_tr, g_te, parts[0].target_names
 
 
 def write_markdown(name: str, text: str) -> Path:

@@ -8,9 +8,10 @@ fewer) are preprocessed to 224 px with CXRPreprocessor, then featurised by
 - LBPFeatures + HOGFeatures with n_jobs=1 and n_jobs=2 (same parameters).
 
 Throughput is the median of --repeats timed runs after one warm-up run (which
-starts joblib's workers; its time is reported as "cold"). Peak RSS is sampled
-every 5 ms over this process and its worker processes together. The CSV-free
-markdown table goes to studies/results/texture_speed.md.
+starts joblib's workers; its time is reported as "cold"), with the CPU time all
+processes used, so contention from other work on the machine shows. Peak RSS
+is sampled every 10 ms over this process and its worker processes together. The
+table is printed and written to studies/results/texture_speed.md.
 
     .venv/bin/python studies/texture_speed.py            # ~1 min on 2 cores
 """
@@ -48,21 +49,46 @@ class PeakRSS:
         return self
 
     def _poll(self):
-        me = psutil.Process()
+        # Listing children scans all of /proc (~2.5 ms), so it is refreshed only
+        # every 0.5 s; reading the RSS of known processes is cheap (~0.03 ms each).
+        me, procs, listed = psutil.Process(), [], 0.0
         while True:
+            if time.monotonic() - listed > 0.5:
+                procs, listed = [me, *me.children(recursive=True)], time.monotonic()
             total = 0
-            for p in [me, *me.children(recursive=True)]:
+            for p in procs:
                 try:
                     total += p.memory_info().rss
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total / 2**20)
-            if self._stop.wait(0.005):
+            if self._stop.wait(0.01):
                 return
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+def cpu_seconds() -> dict[int, float]:
+    """CPU time (user + system) so far of this process and each of its children, by pid."""
+    me = psutil.Process()
+    out = {}
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except psutil.Error:
+            pass
+    return out
+
+
+def timed(run, X):
+    """run(X) -> (t_lbp, t_hog); also returns the CPU seconds it used over all processes."""
+    before = cpu_seconds()
+    times = run(X)
+    after = cpu_seconds()
+    return times, sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 def machine_lines() -> list[str]:
@@ -117,13 +143,15 @@ def ours(n_jobs):
 def measure(run, X, repeats):
     with PeakRSS() as rss:
         cold = sum(run(X))
-        times = [run(X) for _ in range(repeats)]
+        times, cpu = zip(*(timed(run, X) for _ in range(repeats)))
     n = len(X)
+    cpu_ms = statistics.median(1000 * c / n for c in cpu)
+    cores = statistics.median(c / (a + b) for c, (a, b) in zip(cpu, times))
     lbp = statistics.median(n / t for t, _ in times)
     hog_ = statistics.median(n / t for _, t in times)
     both = [n / (a + b) for a, b in times]
     return {"lbp": lbp, "hog": hog_, "both": statistics.median(both), "min": min(both),
-            "max": max(both), "cold": n / cold, "rss": rss.peak}
+            "max": max(both), "cold": n / cold, "rss": rss.peak, "cpu_ms": cpu_ms, "cores": cores}
 
 
 def main() -> None:
@@ -167,16 +195,21 @@ def main() -> None:
         f"CXRPreprocessor(size={args.size}) (global equalisation, [-1, 1])",
         "- LBP(P=8, R=1, uniform) histograms on a 4x4 grid; HOG(9 orientations, 16x16 px cells, 2x2 blocks)",
         f"- images/s: median of {args.repeats} runs after a warm-up run (cold = the warm-up run, "
-        "which starts joblib's workers); peak RSS: this process + its workers, sampled every 5 ms",
+        "which starts joblib's workers); CPU ms/img: user+system CPU time of this process and its "
+        "workers per image; cores busy: that CPU time / wall time (below 2 with n_jobs=2 means "
+        "lost parallelism or other processes taking a core); peak RSS: this process + its "
+        "workers, sampled every 10 ms",
         f"- n_jobs=2 output (features and preprocessing) identical to n_jobs=1: {bool(same)}",
         "",
-        "| method | LBP img/s | HOG img/s | LBP+HOG img/s (min-max) | cold img/s | speed-up | peak RSS MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| method | LBP img/s | HOG img/s | LBP+HOG img/s (min-max) | cold img/s | speed-up | "
+        "CPU ms/img | cores busy | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows:
         lines.append(
             f"| {name} | {r['lbp']:.0f} | {r['hog']:.0f} | {r['both']:.0f} ({r['min']:.0f}-{r['max']:.0f}) "
-            f"| {r['cold']:.0f} | {r['both'] / base:.2f}x | {r['rss']:.0f} |"
+            f"| {r['cold']:.0f} | {r['both'] / base:.2f}x | {r['cpu_ms']:.1f} | {r['cores']:.2f} "
+            f"| {r['rss']:.0f} |"
         )
     lines += ["", f"Preprocessing the {args.n} paths (PNG decode, resize to {args.size}, equalisation), "
               "one run each (n_jobs=2 reuses the workers started above):", ""]

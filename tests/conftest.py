@@ -46,3 +46,12 @@ def _torch_threads():
     # 2 cores: keep torch from oversubscribing when joblib workers also compute.
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     yield
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module (small inputs; avoids contention with joblib workers)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -27,14 +27,8 @@ from skcxr.preprocessing import CXRPreprocessor
 SIZE = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # 32-px images gain nothing from a second thread, and two threads crawl when other
-    # processes share the 2 cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny images and nets gain nothing from a second thread, which only adds contention
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit, cross_validate
 from sklearn.multiclass import OneVsRestClassifier

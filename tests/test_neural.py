@@ -31,13 +31,8 @@ from skcxr.neural import (
 N_LABELS = 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # these nets are tiny: a second thread only adds contention (and cross_validate runs 2 workers)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# tiny images and nets gain nothing from a second thread, which only adds contention
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

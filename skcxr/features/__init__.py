@@ -3,4 +3,16 @@
 from __future__ import annotations
 
 from .texture import HOGFeatures, LBPFeatures
-from .deep import ResNetEmbedder
+
+__all__ = ["LBPFeatures", "HOGFeatures", "ResNetEmbedder"]
+
+
+def __getattr__(name):
+    # ResNetEmbedder needs torch. Importing it on first use keeps torch out of
+    # processes that only compute texture features (the joblib workers of
+    # LBPFeatures/HOGFeatures), which would otherwise each load it.
+    if name == "ResNetEmbedder":
+        from .deep import ResNetEmbedder
+
+        return ResNetEmbedder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

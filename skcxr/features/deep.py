@@ -60,7 +60,6 @@ __all__ = [
 
 N_FEATURES = 512
 VALID_FRACTION = 0.15  # internal validation split of fine-tuning
-PATIENCE = 3  # epochs without a better validation loss before stopping
 POS_WEIGHT_RANGE = (1 / 50, 50.0)  # clip of BCE pos_weight = negatives / positives
 DEFAULT_AUGMENT = {"degrees": 7.0, "translate": 0.06, "brightness": 0.1, "contrast": 0.1, "hflip": False}
 _FORMAT = "skcxr.ResNetEmbedder/1"
@@ -446,6 +445,7 @@ def fine_tune_resnet(
     lr=1e-4,
     batch_size=32,
     augment=True,
+    patience=3,
     random_state=None,
     device="auto",
     verbose=0,
@@ -453,7 +453,7 @@ def fine_tune_resnet(
     """Fine-tune a 1-channel ResNet18 with a new linear multi-label head.
 
     A random ``VALID_FRACTION`` (15 %) of the images is held out, seeded by
-    ``random_state``; training stops after ``PATIENCE`` (3) epochs without a
+    ``random_state``; training stops after ``patience`` epochs without a
     lower validation loss and the best epoch's weights are returned. The split
     is patient-agnostic: pass images of training patients only (split by
     patient before). The loss is ``BCEWithLogitsLoss`` with ``pos_weight`` =
@@ -473,6 +473,8 @@ def fine_tune_resnet(
         initialisation seeded by ``random_state``.
     fine_tune : {"layer4", "all"}
     epochs, lr, batch_size : int, float, int
+    patience : int
+        Epochs without a lower validation loss before training stops.
     augment : bool or dict
         True for :data:`DEFAULT_AUGMENT` (rotation ±7°, shift ±6 %,
         brightness and contrast ±10 %, no flip), a dict to change some of them,
@@ -564,7 +566,7 @@ def fine_tune_resnet(
         if valid_loss < best_loss:
             best_loss, best_epoch = valid_loss, epoch
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-        elif epoch - best_epoch >= PATIENCE:
+        elif epoch - best_epoch >= patience:
             break
     if best_state is None:
         raise RuntimeError(f"Fine-tuning diverged (validation loss {valid_loss}); lower lr (now {lr}).")
@@ -641,6 +643,9 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         Training augmentation: rotation ±7°, shift ±6 %, brightness/contrast
         ±10 %, no horizontal flip (anatomy is lateralised); a dict overrides
         some of :data:`DEFAULT_AUGMENT` (e.g. ``{"hflip": True}``).
+    patience : int, default=3
+        Early stopping: epochs without a lower validation loss before training
+        stops (the best epoch is restored).
     image_size : int, default=224
         Side the network sees. Preprocessed stacks of another size are resized
         (antialiased bilinear); paths are preprocessed with
@@ -685,6 +690,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         lr=1e-4,
         batch_size=32,
         augment=True,
+        patience=3,
         image_size=224,
         device="auto",
         memory=None,
@@ -697,6 +703,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         self.lr = lr
         self.batch_size = batch_size
         self.augment = augment
+        self.patience = patience
         self.image_size = image_size
         self.device = device
         self.memory = memory
@@ -706,7 +713,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
     def _check_params(self) -> None:
         if self.fine_tune not in (None, "layer4", "all"):
             raise ValueError(f"fine_tune must be None, 'layer4' or 'all', got {self.fine_tune!r}.")
-        for name, low in (("epochs", 1), ("batch_size", 1), ("image_size", 16)):
+        for name, low in (("epochs", 1), ("batch_size", 1), ("patience", 1), ("image_size", 16)):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
@@ -750,6 +757,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
                 lr=self.lr,
                 batch_size=self.batch_size,
                 augment=self.augment,
+                patience=self.patience,
                 random_state=self.random_state,
                 device=self.device,
                 verbose=self.verbose,
