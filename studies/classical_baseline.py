@@ -42,7 +42,7 @@ def main() -> None:
     t_prep = time.perf_counter() - start
 
     pipe = make_classical_pipeline(n_jobs=2)[1:]  # images are preprocessed once, above
-    grid = {"clf__estimator__C": [0.0001, 0.0003, 0.001, 0.01],
+    grid = {"clf__estimator__C": [0.00001, 0.0001, 0.001, 0.01],
             "features__hog__pixels_per_cell": [(8, 8), (16, 16)]}
     cv = MultilabelStratifiedGroupKFold(n_splits=3, shuffle=True, random_state=args.seed)
     start = time.perf_counter()

@@ -41,7 +41,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 # chosen by studies/classical_baseline.py (grid search on the training part)
-LR_C, HOG_CELL = 0.001, (16, 16)
+LR_C, HOG_CELL = 0.0001, (16, 16)
 # MLP settings searched by patient-grouped CV on the training part (the first is the classifier's default)
 MLP_GRID = [
     {"module__hidden": [(512,)], "module__dropout": [0.4], "optimizer__weight_decay": [0.01], "lr": [1e-3]},

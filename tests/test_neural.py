@@ -314,7 +314,8 @@ def test_cross_validate_runs_in_two_processes(data):
     records = {(dict(est.callbacks_)["process"].pid_, dict(est.callbacks_)["process"].threads_)
                for est in result["estimator"]}
     pids = {pid for pid, _ in records}
-    assert len(pids) == 2 and os.getpid() not in pids
+    # fits ran in worker processes (loky may replace an idle worker, so 2 or more of them)
+    assert len(pids) >= 2 and os.getpid() not in pids
     # joblib's workers limit torch's threads, so 2 workers do not oversubscribe the cores
     assert all(threads <= max(1, joblib.cpu_count() // 2) for _, threads in records)
 
