@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.base import clone
-from sklearn.utils import estimator_checks
 from sklearn.utils.validation import check_is_fitted
 
 from skcxr.preprocessing import CXRPreprocessor
@@ -239,25 +238,6 @@ def test_bad_params_raise_at_fit(params, match):
 # check. The checks that need no data run below; the data-dependent properties
 # (stateless transform, clone, pickling, parallel = sequential) are tested
 # explicitly with images.
-
-API_CHECKS = [
-    "check_no_attributes_set_in_init",
-    "check_get_params_invariance",
-    "check_set_params",
-    "check_estimator_cloneable",
-    "check_estimator_repr",
-    "check_parameters_default_constructible",
-    "check_mixin_order",
-    "check_valid_tag_types",
-    "check_do_not_raise_errors_in_init_or_set_params",
-    "check_estimator_tags_renamed",
-]
-
-
-@pytest.mark.parametrize("check", API_CHECKS)
-def test_sklearn_checks_without_data(check):
-    getattr(estimator_checks, check)("CXRPreprocessor", CXRPreprocessor())
-
 
 def test_stateless_clone_get_params_and_pickle():
     pre = CXRPreprocessor(size=32, equalize="clahe", out_range=(0, 1))

@@ -11,7 +11,6 @@ from skimage.feature import hog, local_binary_pattern
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline, make_union
-from sklearn.utils import estimator_checks
 
 from skcxr.features import HOGFeatures, LBPFeatures
 from skcxr.preprocessing import CXRPreprocessor
@@ -208,26 +207,6 @@ def test_bad_params_raise_at_fit(est, match):
 # stacks, and skips estimators tagged input_tags.two_d_array=False. The checks that
 # need no data run here; the data-dependent ones (fit returns self, clone, pickle,
 # shape mismatch at transform, n_jobs invariance, pandas output) are tested above.
-API_CHECKS = [
-    "check_no_attributes_set_in_init",
-    "check_get_params_invariance",
-    "check_set_params",
-    "check_estimator_cloneable",
-    "check_estimator_repr",
-    "check_parameters_default_constructible",
-    "check_mixin_order",
-    "check_valid_tag_types",
-    "check_do_not_raise_errors_in_init_or_set_params",
-    "check_estimator_tags_renamed",
-]
-
-
-@pytest.mark.parametrize("check", API_CHECKS)
-@pytest.mark.parametrize("est", ESTIMATORS, ids=IDS)
-def test_sklearn_checks_without_data(est, check):
-    getattr(estimator_checks, check)(type(est).__name__, clone(est))
-
-
 @pytest.mark.parametrize("est", ESTIMATORS, ids=IDS)
 def test_fit_returns_self_and_keeps_params(X, est):
     est = clone(est)
