@@ -11,7 +11,9 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from skimage.feature import hog, local_binary_pattern
+from numpy.lib.stride_tricks import sliding_window_view
+from skimage.feature import _hoghistogram  # the cell-histogram kernel of skimage.feature.hog
+from skimage.feature import local_binary_pattern
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -284,12 +286,28 @@ class HOGFeatures(_ImageFeatures):
 
     @staticmethod
     def _batch(images, orientations, pixels_per_cell, cells_per_block):
-        return np.stack(
-            [
-                hog(image, orientations, pixels_per_cell, cells_per_block, block_norm="L2-Hys")
-                for image in images
-            ]
-        ).astype(np.float32, copy=False)
+        """``skimage.feature.hog(..., block_norm="L2-Hys")`` of each image, block normalisation batched.
+
+        The cell histograms come from scikit-image's own kernel, per image; the
+        L2-Hys normalisation of every block of every image is then one numpy
+        expression, instead of scikit-image's Python loop over blocks (a third
+        of its time at 224 px). Equal to ``hog`` up to float rounding (tested).
+        """
+        (pr, pc), (br, bc) = pixels_per_cell, cells_per_block
+        n, rows, cols = images.shape
+        hist = np.zeros((n, rows // pr, cols // pc, orientations))
+        g_row, g_col = np.zeros(images.shape[1:], images.dtype), np.zeros(images.shape[1:], images.dtype)
+        for image, cells in zip(images, hist):
+            g_row[1:-1] = image[2:] - image[:-2]  # skimage.feature._hog._hog_channel_gradient
+            g_col[:, 1:-1] = image[:, 2:] - image[:, :-2]
+            _hoghistogram.hog_histograms(g_col.astype(float), g_row.astype(float), pc, pr, cols, rows,
+                                         cells.shape[1], cells.shape[0], orientations, cells)
+        blocks = sliding_window_view(hist, (br, bc), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
+        eps2 = 1e-10  # skimage's eps = 1e-5, squared
+        blocks = blocks / np.sqrt((blocks**2).sum(axis=(3, 4, 5), keepdims=True) + eps2)
+        blocks = np.minimum(blocks, 0.2)
+        blocks /= np.sqrt((blocks**2).sum(axis=(3, 4, 5), keepdims=True) + eps2)
+        return blocks.reshape(n, -1).astype(np.float32)
 
 
 def _check_pair(value, owner, name):
