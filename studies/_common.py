@@ -14,16 +14,21 @@ SHARED_DATA = Path(os.environ.get("SKCXR_SHARED_DATA", ROOT.parent / "shared" / 
 RESULTS = ROOT / "studies" / "results"
 
 
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def machine() -> str:
     """One line naming the machine and the versions that matter for timings."""
     import sklearn
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"scikit-learn {sklearn.__version__}, Python {sys.version.split()[0]}")
 

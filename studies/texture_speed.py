@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -32,7 +31,7 @@ import numpy as np
 import psutil
 import skimage
 import sklearn
-from _common import SHARED_DATA, write_markdown
+from _common import SHARED_DATA, cpu_name, write_markdown
 from skimage.feature import hog, local_binary_pattern
 
 from skcxr.features import HOGFeatures, LBPFeatures
@@ -92,12 +91,7 @@ def timed(run, X):
 
 
 def machine_lines() -> list[str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return [
         f"CPU: {cpu}; {os.cpu_count()} logical cores ({usable} usable by this process)",
