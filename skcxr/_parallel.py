@@ -12,9 +12,10 @@ stays at the output array plus the batches in flight (at most ``2 * n_jobs``).
 from __future__ import annotations
 
 import math
-import numbers
+from numbers import Integral
 
 from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.utils._param_validation import Interval
 
 
 def _run(func, start, items, args):
@@ -61,11 +62,10 @@ def map_batches(func, items, out, *, args=(), n_jobs=None, batch_size=None, pref
     return out
 
 
-def check_n_jobs(n_jobs, owner: str) -> None:
-    """Raise ValueError unless ``n_jobs`` is None or a non-zero int (joblib's convention)."""
-    if n_jobs is None:
-        return
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
-        raise ValueError(
-            f"{owner}: n_jobs must be None or a non-zero int (-1 for all cores), got {n_jobs!r}."
-        )
+# The ``n_jobs`` entry of a ``_parameter_constraints`` dict: None or a non-zero int
+# (joblib's convention; -1 is all cores, 0 is an error).
+N_JOBS_CONSTRAINT = [
+    None,
+    Interval(Integral, None, -1, closed="right"),
+    Interval(Integral, 1, None, closed="left"),
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import scipy.sparse
 
 
 def is_path_like(x) -> bool:
@@ -63,13 +64,89 @@ def check_image_stack(X, *, name: str = "X") -> np.ndarray:
     return X
 
 
+#: How to build a target, appended to every refusal of check_multilabel_Y.
+HOW_TO_BUILD_Y = (
+    "Build Y with skcxr.datasets.findings_to_Y(labels) from NIH 'Finding Labels' strings "
+    "('Effusion|Mass', 'No Finding'), or with "
+    "sklearn.preprocessing.MultiLabelBinarizer().fit_transform(lists_of_names) from lists of names."
+)
+
+
+def _show(value) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
 def check_multilabel_Y(Y, n_samples: int | None = None, *, name: str = "Y") -> np.ndarray:
-    """Validate a 2-D 0/1 indicator matrix; return it as uint8 (n, L)."""
-    Y = np.asarray(Y)
+    """Validate a 2-D 0/1 indicator matrix; return it as uint8 (n, L).
+
+    The one check of a disease target in skcxr. Accepted: any 2-D array-like
+    (ndarray, DataFrame, list of lists, scipy sparse matrix) of 0/1 values,
+    as integers, booleans or floats. Refused, with a ``ValueError`` saying how
+    to build one: label strings or lists of names, a 1-D target, -1/1 (±1)
+    targets and any other value.
+    """
+    if scipy.sparse.issparse(Y):
+        Y = Y.toarray()
+    if isinstance(Y, (str, bytes)):
+        raise ValueError(
+            f"{name} must be a 2-D 0/1 indicator matrix (n_samples, n_labels), got the string {Y!r}. "
+            + HOW_TO_BUILD_Y
+        )
+    try:
+        Y = np.asarray(Y)
+    except (ValueError, TypeError):  # ragged: lists of names of different lengths
+        raise ValueError(
+            f"{name} must be a 2-D 0/1 indicator matrix (n_samples, n_labels), got a ragged "
+            "sequence (lists of label names?). " + HOW_TO_BUILD_Y
+        ) from None
+    if Y.dtype == object:
+        strings = [v for v in Y.ravel()[:1000] if isinstance(v, (str, bytes, list, tuple, set))]
+        if strings:
+            raise ValueError(
+                f"{name} must be a 2-D 0/1 indicator matrix (n_samples, n_labels), got label names "
+                f"such as {_show(strings[0])}. " + HOW_TO_BUILD_Y
+            )
+        try:
+            Y = Y.astype(float)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{name} must be a 2-D 0/1 indicator matrix (n_samples, n_labels) of numbers, "
+                f"got objects such as {_show(Y.ravel()[0])}. " + HOW_TO_BUILD_Y
+            ) from None
+    if Y.dtype.kind in "USV":
+        example = f" such as {_show(Y.ravel()[0])}" if Y.size else ""
+        raise ValueError(
+            f"{name} must be a 2-D 0/1 indicator matrix (n_samples, n_labels), got label strings"
+            f"{example}. " + HOW_TO_BUILD_Y
+        )
     if Y.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D 0/1 indicator matrix (n, L), got shape {Y.shape}.")
+        hint = ""
+        if Y.ndim == 1:
+            hint = (" A 1-D target is one label per sample; a single finding is Y[:, np.newaxis], "
+                    "several findings per image need one column each.")
+        raise ValueError(
+            f"{name} must be a 2-D 0/1 indicator matrix (n_samples, n_labels), got shape {Y.shape}."
+            f"{hint} " + HOW_TO_BUILD_Y
+        )
     if n_samples is not None and Y.shape[0] != n_samples:
         raise ValueError(f"{name} has {Y.shape[0]} rows but X has {n_samples} samples.")
-    if not np.isin(Y, (0, 1)).all():
-        raise ValueError(f"{name} must contain only 0 and 1.")
+    if Y.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must be a 2-D 0/1 indicator matrix of numbers, got dtype={Y.dtype}. " + HOW_TO_BUILD_Y
+        )
+    valid = np.isin(Y, (0, 1))
+    if not valid.all():
+        values = np.unique(Y[~valid])
+        if (values == -1).all():
+            raise ValueError(
+                f"{name} must contain only 0 and 1, got -1/1 (±1) labels; "
+                "convert them with (Y > 0).astype(np.uint8). " + HOW_TO_BUILD_Y
+            )
+        shown = ", ".join(str(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+        raise ValueError(
+            f"{name} must contain only 0 and 1 (a 2-D indicator matrix, one column per finding), "
+            f"got also {shown}. " + HOW_TO_BUILD_Y
+        )
     return Y.astype(np.uint8, copy=False)

@@ -1,113 +1,371 @@
-"""The ``skcxr`` command: ``skcxr demo`` on the embedded phantoms, ``skcxr run`` on a ChestX-ray14 folder."""
+"""The ``skcxr`` command: ``skcxr demo`` on the embedded phantoms, ``skcxr run`` on ChestX-ray14 folders.
+
+Both train the classical baseline (logistic regression on LBP + HOG) and the
+hybrid MLP on one patient-wise split and report them with
+:func:`skcxr.evaluation.holdout_report`: F1 and Hamming loss at 0.5 and at
+thresholds tuned on the training part, macro-AUC with a patient-bootstrap
+interval, the hybrid's difference to the baseline with a paired interval, and,
+for several ``--data`` folders, every metric within each folder as well.
+
+Every error is one line on stderr, ``skcxr: error: ...``, naming the argument
+or file, with exit status 1; Ctrl-C prints ``skcxr: interrupted`` and exits
+with 130. Arguments and the output folder are checked before any image is read.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import re
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+BASELINE = "Logistic regression (LBP+HOG)"
+HYBRID = "Hybrid MLP (LBP+HOG+ResNet18)"
+MIN_SIZE = 16
+MIN_IMAGES = 40
+
+
+class _UsageError(Exception):
+    """A bad command line (reported like every other error: one line, status 1)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints the usage and exits 2; we report one line
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# -- argument types: checked while parsing, before anything is read -------------------------
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {value:g}")
+    return value
+
+
+def _n_jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-zero integer (-1: all cores), got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be a non-zero integer (-1: all cores), got 0")
+    return value
+
+
+def _threshold_cv(text: str) -> int:
+    value = _int_at_least(0)(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("must be 0 (no tuning: 0.5 only) or an integer >= 2, got 1")
+    return value
+
+
+def _folder(text: str) -> Path:
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: not a folder")
+    if not any(p.name.endswith((".csv", ".csv.gz")) for p in path.glob("Data_Entry_2017*")):
+        raise argparse.ArgumentTypeError(
+            f"{text}: no label file Data_Entry_2017*.csv(.gz) in this folder (NIH ChestX-ray14 layout: "
+            "the label file beside images/)")
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="skcxr", description="Multi-label chest X-ray classification with scikit-learn estimators.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="train on synthetic phantom radiographs and print the results table")
+    p.add_argument("--n-images", type=_int_at_least(MIN_IMAGES), default=400,
+                   help=f"number of phantoms, at least {MIN_IMAGES} (default 400)")
+    p.add_argument("--size", type=_int_at_least(MIN_SIZE), default=128,
+                   help=f"image side in pixels, at least {MIN_SIZE} (default 128)")
+    p.add_argument("--test-size", type=_fraction, default=0.25,
+                   help="fraction of patients held out, in (0, 1) (default 0.25)")
+    p.set_defaults(func=demo)
+
+    p = sub.add_parser("run", help="train and evaluate on ChestX-ray14 folders with a patient-wise split")
+    p.add_argument("--data", required=True, nargs="+", type=_folder, metavar="DIR",
+                   help="folder(s) with Data_Entry_2017*.csv(.gz) and images/ (or NIH's images_0NN/images/); "
+                        "with several, each is a source scored on its own as well")
+    p.add_argument("--size", type=_int_at_least(MIN_SIZE), default=224,
+                   help=f"image side in pixels, at least {MIN_SIZE} (default 224)")
+    p.add_argument("--test-size", type=_fraction, default=0.2,
+                   help="fraction of patients held out, in (0, 1) (default 0.2)")
+    p.add_argument("--views", nargs="+", default=None, help="keep only these view positions, e.g. PA AP")
+    p.set_defaults(func=run)
+
+    for p in sub.choices.values():
+        p.add_argument("--out", type=Path, default=None,
+                       help="write results.csv, results.json, results.md and per_class_<model>.csv here")
+        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--n-jobs", type=_n_jobs, default=2, help="parallel workers, -1 for all cores (default 2)")
+        p.add_argument("--n-boot", type=_int_at_least(1), default=1000,
+                       help="patient-bootstrap resamples for the intervals (default 1000)")
+        p.add_argument("--threshold-cv", type=_threshold_cv, default=3,
+                       help="folds of the training-part CV that tunes the baseline's thresholds; "
+                            "0 reports at 0.5 only (default 3)")
+    return parser
+
+
+# -- the work -----------------------------------------------------------------------------------
 
 
 def _models(args) -> dict:
     from .pipelines import make_classical_pipeline, make_hybrid_pipeline
 
-    return {
-        "Logistic regression (LBP+HOG)": make_classical_pipeline(size=args.size, n_jobs=args.n_jobs),
-        "Hybrid MLP (LBP+HOG+ResNet18)": make_hybrid_pipeline(
-            size=args.size, n_jobs=args.n_jobs, random_state=args.seed),
+    models = {
+        BASELINE: make_classical_pipeline(size=args.size, n_jobs=args.n_jobs),
+        HYBRID: make_hybrid_pipeline(size=args.size, n_jobs=args.n_jobs, random_state=args.seed),
     }
+    if args.size < 32:  # HOG's default 2x2 blocks of 16 px cells need 32 px
+        for model in models.values():
+            model.set_params(features__hog__pixels_per_cell=(8, 8))
+    return models
 
 
 def _config(args) -> dict:
-    return {key: value if isinstance(value, (int, float)) else str(value)
-            for key, value in vars(args).items() if key != "func"}
+    def plain(value):
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value if value is None or isinstance(value, (bool, int, float)) else str(value)
+
+    return {key: plain(value) for key, value in vars(args).items() if key != "func"}
 
 
-def _print_and_save(table, reports, out: Path | None, config: dict) -> None:
-    print(table.to_markdown(floatfmt=[""] + [".3f"] * 4 + [".1f"]))
-    for name, report in reports.items():
-        print(f"\nPer-class results, {name}:")
-        print(report.per_class.to_markdown(floatfmt=[""] + [".3f"] * 4 + [".0f", ".3f"]))
-        if report.undefined_auc:
-            print("AUC undefined (one label value only in the test set): " + ", ".join(report.undefined_auc))
-    if out is not None:
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
+
+
+def _slugs(names) -> dict:
+    slugs, seen = {}, {}
+    for name in names:
+        slug = _slug(name)
+        seen[slug] = seen.get(slug, 0) + 1
+        slugs[name] = slug if seen[slug] == 1 else f"{slug}-{seen[slug]}"
+    return slugs
+
+
+def _check_out(out: Path | None) -> None:
+    """Create ``--out`` and prove it writable, before any heavy work."""
+    if out is None:
+        return
+    try:
         out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "results.csv")
-        for i, (name, report) in enumerate(reports.items()):
-            report.per_class.to_csv(out / f"per_class_{i}.csv")
-        payload = {"config": config, "results": {
-            name: {**report.summary(), "per_class_auc": report.per_class["AUC"].to_dict(),
-                   "undefined_auc": list(report.undefined_auc), "seconds": table.loc[name, "Seconds"]}
-            for name, report in reports.items()}}
-        (out / "results.json").write_text(json.dumps(payload, indent=2, default=float))
-        print(f"\nwrote {out / 'results.csv'} and {out / 'results.json'}")
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".skcxr-write-test-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise _UsageError(f"--out {out}: cannot create or write this folder ({reason})") from None
+
+
+def _evaluate(args, X_train, Y_train, X_test, Y_test, g_train, g_test, target_names, sources_test=None):
+    from .evaluation import holdout_report
+
+    return holdout_report(
+        _models(args), X_train, Y_train, X_test, Y_test, groups_train=g_train, groups_test=g_test,
+        sources_test=sources_test, target_names=target_names, baseline=BASELINE,
+        threshold_cv=args.threshold_cv or None, n_boot=args.n_boot, random_state=args.seed)
+
+
+def _report(result, out: Path | None, config: dict, data: dict) -> None:
+    text = [result.to_markdown(), "",
+            f"Macro-AUC [95% CI]: bootstrap over test patients ({config['n_boot']} resamples); "
+            f"ΔAUC: paired difference to {BASELINE}. (tuned): F1 and Hamming loss at per-label thresholds "
+            "tuned on the training part only (Thresholds: where they come from)."]
+    for name in result.reports:
+        table = result.per_class(name)
+        floatfmt = [""] + [".0f" if column == "support" else ".3f" for column in table.columns]
+        text += ["", f"Per-class results, {name}:", "", table.to_markdown(floatfmt=floatfmt)]
+        if result.reports[name].undefined_auc:
+            text.append("AUC undefined (one label value only in the test set): "
+                        + ", ".join(result.reports[name].undefined_auc))
+    text = "\n".join(text)
+    print(text)
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.csv", out / "results.json", out / "results.md"]
+    result.summary.to_csv(written[0])
+    payload = result.to_dict()
+    slugs = _slugs(result.reports)
+    payload = {
+        "config": config,
+        "data": data,
+        "baseline": payload["baseline"],
+        "results": {name: {**payload["summary"][name], "per_class": payload["per_class"][name],
+                           "undefined_auc": payload["undefined_auc"][name],
+                           "thresholds": payload["thresholds"][name],
+                           "per_class_file": f"per_class_{slugs[name]}.csv"}
+                    for name in result.reports},
+        "by_source": payload["by_source"],
+    }
+    written[1].write_text(json.dumps(payload, indent=2, allow_nan=False, ensure_ascii=False))
+    written[2].write_text(text + "\n")
+    for name, slug in slugs.items():
+        result.per_class(name).to_csv(out / f"per_class_{slug}.csv")
+    if result.by_source:
+        import pandas as pd
+
+        path = out / "results_by_source.csv"
+        pd.concat(result.by_source, names=["Source"]).to_csv(path)
+        written.append(path)
+    print(f"\nwrote {', '.join(p.name for p in written)} and per_class_<model>.csv to {out}")
 
 
 def demo(args) -> None:
     from .datasets import make_phantoms
-    from .model_selection import holdout_report, train_test_split_by_patient
+    from .model_selection import train_test_split_by_patient
 
-    data = make_phantoms(args.n_images, size=args.size, random_state=args.seed)
-    X_tr, X_te, Y_tr, Y_te = train_test_split_by_patient(
-        data.images, data.Y, groups=data.patient_ids, stratify=data.Y, test_size=0.25,
-        random_state=args.seed)
+    _check_out(args.out)
+    # Phantoms are drawn at 32 px at least (their smallest size); the pipelines resize to --size.
+    data = make_phantoms(args.n_images, size=max(args.size, 32), random_state=args.seed)
+    X_tr, X_te, Y_tr, Y_te, g_tr, g_te = train_test_split_by_patient(
+        data.images, data.Y, data.patient_ids, groups=data.patient_ids, stratify=data.Y,
+        test_size=args.test_size, random_state=args.seed)
     print(f"Phantoms: {len(X_tr)} train / {len(X_te)} test images at {args.size} px, "
-          f"findings: {', '.join(data.target_names)}\n")
-    table, reports = holdout_report(_models(args), X_tr, Y_tr, X_te, Y_te, target_names=data.target_names)
-    _print_and_save(table, reports, args.out, _config(args))
+          f"findings: {', '.join(data.target_names)}\n", flush=True)
+    result = _evaluate(args, X_tr, Y_tr, X_te, Y_te, g_tr, g_te, data.target_names)
+    _report(result, args.out, _config(args),
+            {"images": int(len(data.Y)), "train": int(len(X_tr)), "test": int(len(X_te))})
+
+
+def _source_names(folders) -> list[str]:
+    names = [f.resolve().name or str(f) for f in folders]
+    return [str(f) if names.count(n) > 1 else n for f, n in zip(folders, names)]
+
+
+def _load(args):
+    from .datasets import load_chestxray14
+
+    parts, names = [], _source_names(args.data)
+    for folder, name in zip(args.data, names):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                part = load_chestxray14(folder, views=args.views, missing="drop")
+            except (FileNotFoundError, ValueError) as exc:
+                raise type(exc)(f"--data {folder}: {exc}") from None
+        for w in caught:
+            _warn_line(w.message, w.category)
+        parts.append(part)
+    paths = np.concatenate([p.paths for p in parts])
+    Y = np.concatenate([p.Y for p in parts])
+    groups = np.concatenate([p.patient_ids for p in parts])
+    sources = np.concatenate([np.full(len(p.paths), name, dtype=object) for p, name in zip(parts, names)])
+    n_patients = len(np.unique(groups))
+    if len(paths) < MIN_IMAGES or n_patients < 10:
+        raise _UsageError(f"--data: {len(paths)} images of {n_patients} patients; a patient-wise split with "
+                          f"tuned thresholds needs at least {MIN_IMAGES} images of 10 patients")
+    return paths, Y, groups, sources, parts[0].target_names
+
+
+def _oversized_image(paths) -> str | None:
+    """The first file Pillow refuses as a decompression bomb (header reads only)."""
+    for path in paths:
+        try:
+            with Image.open(path):
+                pass
+        except Image.DecompressionBombError:
+            return str(path)
+        except Exception:  # noqa: BLE001 - other problems are reported by their own errors
+            continue
+    return None
 
 
 def run(args) -> None:
-    from .datasets import load_chestxray14
-    from .model_selection import holdout_report, train_test_split_by_patient
+    from .model_selection import train_test_split_by_patient
 
-    if not Path(args.data).is_dir():
-        raise FileNotFoundError(f"--data {args.data}: no such folder")
-    data = load_chestxray14(args.data, views=args.views, missing="drop")
-    paths_tr, paths_te, Y_tr, Y_te = train_test_split_by_patient(
-        data.paths, data.Y, groups=data.patient_ids, stratify=data.Y, test_size=args.test_size,
-        random_state=args.seed)
-    n_patients = len(np.unique(data.patient_ids))
-    print(f"ChestX-ray14 at {args.data}: {len(data.paths)} images of {n_patients} patients; "
-          f"patient-wise split {len(paths_tr)} train / {len(paths_te)} test images\n")
-    table, reports = holdout_report(_models(args), paths_tr, Y_tr, paths_te, Y_te, target_names=data.target_names)
-    _print_and_save(table, reports, args.out, _config(args))
+    _check_out(args.out)
+    paths, Y, groups, sources, target_names = _load(args)
+    p_tr, p_te, Y_tr, Y_te, g_tr, g_te, s_tr, s_te = train_test_split_by_patient(
+        paths, Y, groups, sources, groups=groups, stratify=Y, test_size=args.test_size, random_state=args.seed)
+    n_patients = len(np.unique(groups))
+    print(f"ChestX-ray14 at {', '.join(map(str, args.data))}: {len(paths)} images of {n_patients} patients; "
+          f"patient-wise split {len(p_tr)} train / {len(p_te)} test images\n", flush=True)
+    try:
+        result = _evaluate(args, p_tr, Y_tr, p_te, Y_te, g_tr, g_te, target_names,
+                           sources_test=s_te if len(args.data) > 1 else None)
+    except Image.DecompressionBombError as exc:
+        culprit = _oversized_image(paths)
+        where = f"{culprit}: " if culprit else ""
+        raise Image.DecompressionBombError(
+            f"{where}{exc} Downscale the file, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it.") from None
+    data = {"images": int(len(paths)), "patients": int(n_patients), "train": int(len(p_tr)),
+            "test": int(len(p_te)),
+            "sources": {str(s): int((sources == s).sum()) for s in np.unique(sources.astype(str))}}
+    _report(result, args.out, _config(args), data)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="skcxr", description="Multi-label chest X-ray classification with scikit-learn estimators.")
-    sub = parser.add_subparsers(dest="command", required=True)
+# -- entry point --------------------------------------------------------------------------------
 
-    p = sub.add_parser("demo", help="train on synthetic phantom radiographs and print the results table")
-    p.add_argument("--n-images", type=int, default=400, help="number of phantoms (default 400)")
-    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
-    p.set_defaults(func=demo)
 
-    p = sub.add_parser("run", help="train and evaluate on a ChestX-ray14 folder with a patient-wise split")
-    p.add_argument("--data", required=True,
-                   help="folder with Data_Entry_2017*.csv(.gz) and images/ (or NIH's images_0NN/images/)")
-    p.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
-    p.add_argument("--test-size", type=float, default=0.2, help="fraction of patients held out (default 0.2)")
-    p.add_argument("--views", nargs="+", default=None, help="keep only these view positions, e.g. PA AP")
-    p.set_defaults(func=run)
+def _warn_line(message, category) -> None:
+    text = " ".join(str(message).split())
+    print(f"skcxr: warning: {text} ({category.__name__})", file=sys.stderr)
 
-    for p in sub.choices.values():
-        p.add_argument("--out", type=Path, default=None, help="write results.csv/results.json here")
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        p.add_argument("--n-jobs", type=int, default=2, help="parallel workers (default 2)")
-    return parser
+
+@contextlib.contextmanager
+def _one_line_warnings():
+    """Show each warning as one ``skcxr: warning:`` line instead of Python's two-line form."""
+    previous = warnings.showwarning
+    warnings.showwarning = lambda message, category, *rest, **kw: _warn_line(message, category)
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
+def _error_line(exc: BaseException) -> str:
+    text = str(exc)
+    filename = getattr(exc, "filename", None)
+    if isinstance(exc, OSError) and filename is not None and str(filename) not in text:
+        text = f"{filename}: {exc.strerror or text}"
+    return " ".join(text.split()) or type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``skcxr`` console script."""
-    args = _parser().parse_args(argv)
+    """Entry point of the ``skcxr`` console script; returns the exit status."""
     try:
-        args.func(args)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"skcxr: error: {exc}", file=sys.stderr)
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version
+            return int(exc.code or 0)
+        with _one_line_warnings():
+            args.func(args)
+    except KeyboardInterrupt:
+        print("skcxr: interrupted", file=sys.stderr)
+        return 130
+    except (_UsageError, ValueError, OSError, Image.DecompressionBombError) as exc:
+        # OSError covers FileNotFoundError, PermissionError, IsADirectoryError, disk full, ...
+        print(f"skcxr: error: {_error_line(exc)}", file=sys.stderr)
         return 1
     return 0
 

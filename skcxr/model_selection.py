@@ -24,18 +24,24 @@ groups instead of samples:
 
 from __future__ import annotations
 
+import inspect
 import numbers
-import time
 
 import numpy as np
-import pandas as pd
+from sklearn import get_config
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import _safe_indexing, check_random_state, indexable
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+from sklearn.utils.metadata_routing import get_routing_for_object
 
 from ._validation import check_multilabel_Y
-from .metrics import multilabel_report
 
-__all__ = ["MultilabelStratifiedGroupKFold", "holdout_report", "train_test_split_by_patient"]
+__all__ = [
+    "MultilabelStratifiedGroupKFold",
+    "MultilabelStratifiedGroupShuffleSplit",
+    "groups_params",
+    "train_test_split_by_patient",
+]
 
 
 def _check_groups(groups, n_samples: int) -> np.ndarray:
@@ -67,7 +73,9 @@ def _stratify_groups(Y, groups, proportions, rng=None) -> np.ndarray:
     group_ids, inverse = np.unique(groups, return_inverse=True)
     n_groups, n_parts = len(group_ids), len(proportions)
     if n_groups < n_parts:
-        raise ValueError(f"Cannot split {n_groups} distinct groups into {n_parts} parts.")
+        raise ValueError(
+            f"Cannot split {n_groups} distinct groups ({len(groups)} samples) into {n_parts} parts."
+        )
     sizes = np.bincount(inverse, minlength=n_groups).astype(float)
     counts = np.zeros((n_groups, 0 if Y is None else Y.shape[1]))
     if Y is not None:
@@ -142,16 +150,23 @@ class MultilabelStratifiedGroupKFold(BaseCrossValidator):
     2
     """
 
+    # with metadata routing on, GridSearchCV(...).fit(X, Y, groups=...) routes the patient ids here
+    __metadata_request__split = {"groups": True}
+
     def __init__(self, n_splits=5, shuffle=False, random_state=None):
         self.n_splits = n_splits
         self.shuffle = shuffle
         self.random_state = random_state
 
+    _parameter_constraints = {
+        "n_splits": [Interval(numbers.Integral, 2, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
     def _check_params(self) -> None:
-        if not isinstance(self.n_splits, numbers.Integral) or self.n_splits < 2:
-            raise ValueError(f"n_splits must be an integer >= 2, got {self.n_splits!r}.")
-        if not isinstance(self.shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False, got {self.shuffle!r}.")
+        params = {"n_splits": self.n_splits, "shuffle": self.shuffle, "random_state": self.random_state}
+        validate_parameter_constraints(self._parameter_constraints, params, type(self).__name__)
         if not self.shuffle and self.random_state is not None:
             raise ValueError(
                 "Setting a random_state has no effect since shuffle is False. "
@@ -182,6 +197,162 @@ class MultilabelStratifiedGroupKFold(BaseCrossValidator):
     def get_n_splits(self, X=None, y=None, groups=None):
         """Number of folds."""
         return self.n_splits
+
+
+class MultilabelStratifiedGroupShuffleSplit(BaseCrossValidator):
+    """Random train/validation splits over groups (patients), stratified on a multi-label target.
+
+    The index splitter behind every inner validation part in skcxr (early
+    stopping, tuned thresholds, fine-tuning): each split assigns whole groups
+    by the iterative stratification of the module docstring, with parts of
+    ``1 - test_size`` and ``test_size``. Without ``groups`` every sample is its
+    own group; then images of one patient can fall on both sides, which makes
+    validation losses and thresholds optimistic: pass the patient ids.
+
+    Parameters
+    ----------
+    n_splits : int, default=1
+        Number of independent random splits.
+    test_size : float in (0, 1) or int, default=0.2
+        Fraction (or number) of samples in the validation part; whole groups
+        make it approximate.
+    random_state : int, RandomState instance or None, default=None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.model_selection import MultilabelStratifiedGroupShuffleSplit
+    >>> Y = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1], [0, 0], [1, 0], [0, 1]])
+    >>> groups = np.array([1, 1, 2, 2, 3, 4, 5, 6])
+    >>> train, valid = next(MultilabelStratifiedGroupShuffleSplit(test_size=0.25, random_state=0)
+    ...                     .split(np.zeros(8), Y, groups))
+    >>> set(groups[train]) & set(groups[valid])
+    set()
+    """
+
+    __metadata_request__split = {"groups": True}
+    _parameter_constraints = {
+        "n_splits": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, n_splits=1, test_size=0.2, random_state=None):
+        self.n_splits = n_splits
+        self.test_size = test_size
+        self.random_state = random_state
+
+    def split(self, X, y, groups=None):
+        """Generate train/validation indices; ``y`` is the (n, L) 0/1 matrix, ``groups`` the patient ids.
+
+        Yields
+        ------
+        train, test : ndarray of int
+        """
+        params = {"n_splits": self.n_splits, "random_state": self.random_state}
+        validate_parameter_constraints(self._parameter_constraints, params, type(self).__name__)
+        X, y, groups = indexable(X, y, groups)
+        n_samples = len(X)
+        fraction = _test_fraction(self.test_size, n_samples)
+        Y = None if y is None else check_multilabel_Y(y, n_samples, name="y")
+        groups = np.arange(n_samples) if groups is None else _check_groups(groups, n_samples)
+        rng = check_random_state(self.random_state)
+        for _ in range(self.n_splits):
+            part = _stratify_groups(Y, groups, [1.0 - fraction, fraction], rng)
+            train, test = np.flatnonzero(part == 0), np.flatnonzero(part == 1)
+            if len(train) == 0 or len(test) == 0:
+                raise ValueError(
+                    f"test_size={self.test_size!r} leaves an empty train or validation part with "
+                    f"{n_samples} samples in {len(np.unique(groups))} groups."
+                )
+            yield train, test
+
+    def _iter_test_indices(self, X=None, y=None, groups=None):  # split() is overridden
+        raise NotImplementedError
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Number of splits."""
+        return self.n_splits
+
+
+def _test_fraction(test_size, n_samples: int) -> float:
+    if isinstance(test_size, numbers.Integral) and not isinstance(test_size, bool):
+        if not 0 < test_size < n_samples:
+            raise ValueError(f"test_size={test_size} must be between 1 and n_samples - 1 = {n_samples - 1}.")
+        return test_size / n_samples
+    if isinstance(test_size, numbers.Real) and 0 < test_size < 1:
+        return float(test_size)
+    raise ValueError(f"test_size must be a float in (0, 1) or a positive int, got {test_size!r}.")
+
+
+def _fit_accepts_groups(estimator) -> bool:
+    fit = getattr(estimator, "fit", None)
+    return fit is not None and "groups" in inspect.signature(fit).parameters
+
+
+def groups_params(estimator, groups) -> dict:
+    """The fit parameters that bring patient ids to every inner split of ``estimator``.
+
+    With scikit-learn's metadata routing enabled this is ``{"groups": groups}``
+    when some step consumes them (skcxr's estimators request ``groups`` in
+    ``fit`` by default, so routing delivers them), else ``{}``. With routing off (scikit-learn's default) it names every
+    nested step whose ``fit`` takes ``groups``, in the ``step__param`` form of
+    ``Pipeline`` (a ``FeatureUnion`` passes its parameters to all its members,
+    each of which must then accept ``groups``).
+
+    Parameters
+    ----------
+    estimator : estimator, Pipeline, FeatureUnion or search (GridSearchCV, ...)
+    groups : array-like of shape (n_samples,)
+        Patient id per sample.
+
+    Returns
+    -------
+    dict
+        Keyword arguments for ``estimator.fit(X, Y, **params)`` (or for
+        ``cross_validate(..., params=...)``, which slices them per fold).
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import Pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skcxr.model_selection import groups_params
+    >>> from skcxr.neural import MultilabelNeuralNetClassifier
+    >>> pipe = Pipeline([("scale", StandardScaler()), ("clf", MultilabelNeuralNetClassifier())])
+    >>> sorted(groups_params(pipe, [1, 1, 2]))
+    ['clf__groups']
+    """
+    if get_config()["enable_metadata_routing"]:
+        routing = get_routing_for_object(estimator)
+        return {"groups": groups} if routing.consumes("fit", ["groups"]) else {}
+    return _groups_params(estimator, groups)
+
+
+def _groups_params(estimator, groups) -> dict:
+    steps = getattr(estimator, "steps", None)
+    members = getattr(estimator, "transformer_list", None)
+    inner = getattr(estimator, "estimator", None)
+    if steps is not None:  # Pipeline (scikit-learn or imbalanced-learn)
+        params = {}
+        for name, step in steps:
+            if step is None or isinstance(step, str):
+                continue
+            params.update({f"{name}__{k}": v for k, v in _groups_params(step, groups).items()})
+        return params
+    if members is not None:  # FeatureUnion: every member receives every parameter
+        active = [t for _, t in members if t is not None and not isinstance(t, str)]
+        if not any(_groups_params(t, groups) for t in active):
+            return {}
+        refusing = [type(t).__name__ for t in active if not _fit_accepts_groups(t) and not _groups_params(t, groups)]
+        if refusing:
+            raise ValueError(
+                f"A FeatureUnion passes groups to all its members, and {', '.join(refusing)} "
+                "do not accept them; enable metadata routing "
+                "(sklearn.set_config(enable_metadata_routing=True)) to route groups by request."
+            )
+        return {"groups": groups}
+    if inner is not None and hasattr(estimator, "cv"):  # GridSearchCV and friends: groups go to the cv
+        return {"groups": groups, **_groups_params(inner, groups)}
+    return {"groups": groups} if _fit_accepts_groups(estimator) else {}
 
 
 def train_test_split_by_patient(*arrays, groups, stratify=None, test_size=0.2, random_state=None):
@@ -229,57 +400,8 @@ def train_test_split_by_patient(*arrays, groups, stratify=None, test_size=0.2, r
     arrays = indexable(*arrays)
     n_samples = len(arrays[0])
     groups = _check_groups(groups, n_samples)
-    if isinstance(test_size, numbers.Integral) and not isinstance(test_size, bool):
-        if not 0 < test_size < n_samples:
-            raise ValueError(f"test_size={test_size} must be between 1 and n_samples - 1 = {n_samples - 1}.")
-        fraction = test_size / n_samples
-    elif isinstance(test_size, numbers.Real) and 0 < test_size < 1:
-        fraction = float(test_size)
-    else:
-        raise ValueError(f"test_size must be a float in (0, 1) or a positive int, got {test_size!r}.")
+    fraction = _test_fraction(test_size, n_samples)
     Y = None if stratify is None else check_multilabel_Y(stratify, n_samples, name="stratify")
     part = _stratify_groups(Y, groups, [1.0 - fraction, fraction], check_random_state(random_state))
     train, test = np.flatnonzero(part == 0), np.flatnonzero(part == 1)
     return [piece for a in arrays for piece in (_safe_indexing(a, train), _safe_indexing(a, test))]
-
-
-def holdout_report(models: dict, X_train, Y_train, X_test, Y_test, *, target_names=None):
-    """Fit each model on the training part and report it on the held-out part.
-
-    Parameters
-    ----------
-    models : dict of {name: estimator}
-        Multi-label classifiers (or pipelines) with ``predict_proba``.
-    X_train, Y_train, X_test, Y_test : array-like
-        A split made by patient, e.g. by :func:`train_test_split_by_patient`.
-    target_names : list of str, optional
-        Class names for the per-class tables.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        One row per model: Micro-F1, Macro-F1, Hamming loss, Macro-AUC and the
-        wall time of fit + predict in seconds.
-    reports : dict of {name: MultilabelReport}
-        The full reports, with per-class tables.
-
-    Examples
-    --------
-    >>> from sklearn.datasets import make_multilabel_classification
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sklearn.multiclass import OneVsRestClassifier
-    >>> X, Y = make_multilabel_classification(200, n_classes=3, random_state=0)
-    >>> table, reports = holdout_report({"LR": OneVsRestClassifier(LogisticRegression(max_iter=500))},
-    ...                                 X[:150], Y[:150], X[150:], Y[150:])
-    >>> list(table.columns)
-    ['Micro-F1', 'Macro-F1', 'Hamming loss', 'Macro-AUC', 'Seconds']
-    """
-    reports, seconds = {}, []
-    for name, model in models.items():
-        start = time.perf_counter()
-        model.fit(X_train, Y_train)
-        reports[name] = multilabel_report(Y_test, model.predict_proba(X_test), target_names=target_names)
-        seconds.append(time.perf_counter() - start)
-    table = pd.concat([report.to_frame(name) for name, report in reports.items()])
-    table["Seconds"] = seconds
-    return table, reports

@@ -1,148 +1,97 @@
-"""Torch MLPs for feature vectors and a skorch classifier for multi-label ``Y``.
+"""The skorch training stack: every torch network in skcxr trains through these classes.
 
 :class:`MultilabelNeuralNetClassifier` is a :class:`skorch.NeuralNet` that
 takes float features ``X`` of shape ``(n, d)`` and a 0/1 indicator matrix ``Y``
 of shape ``(n, L)``, trains with :class:`torch.nn.BCEWithLogitsLoss` (one
-sigmoid per label), stops early on the loss of an internal, label-stratified
-validation split and keeps the weights of its best epoch. It behaves like any
-scikit-learn classifier: ``clone``, ``get_params``/``set_params``, pickling,
-``GridSearchCV``/``cross_validate`` with multi-label scorers.
+sigmoid per label), stops early on the loss of an internal validation part
+that is label-stratified and patient-disjoint when ``fit`` gets ``groups``,
+keeps the weights of its best epoch and tunes per-label thresholds on that
+part. It behaves like any scikit-learn classifier: ``clone``,
+``get_params``/``set_params``, pickling, ``GridSearchCV``/``cross_validate``
+with multi-label scorers.
 
-The modules :class:`MLP` and :class:`DeeperMLP` take the input size
-(``n_features``) and the number of labels (``n_outputs``) from the data at
-fit, so only their shape parameters are set by hand
-(``module__hidden``, ``module__dropout``, ``module__batchnorm``). Any other
-module that accepts ``n_features`` and ``n_outputs`` and returns one logit per
-label works the same way.
+:class:`ResNetFineTuner` is the same classifier for image stacks: it trains a
+:class:`skcxr.nn.ResNet18Classifier` with batch augmentation and, for
+``fine_tune="layer4"``, skorch's ``Freezer``. :func:`fine_tune_resnet` and its
+cached form :func:`cached_fine_tune_resnet` are what
+:class:`skcxr.features.ResNetEmbedder` (and every other estimator that needs the
+fine-tuned network) call.
+
+Patient ids
+-----------
+Chest X-ray sets hold several images per patient. Pass ``groups`` (one patient
+id per sample) to ``fit`` so the inner validation part never shares a patient
+with the training part; without it, early stopping and tuned thresholds are
+chosen on images of patients the network trains on, which makes them
+optimistic. Inside a ``Pipeline`` with scikit-learn's metadata routing off (its
+default), pass ``clf__groups=...`` (:func:`skcxr.model_selection.groups_params`
+builds these names); with routing on, ``fit(X, Y, groups=...)`` reaches these
+estimators by default, as it reaches the cross-validation splitter.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import warnings
-from numbers import Integral
+import signal
+import threading
+from collections.abc import Mapping
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
-from sklearn.model_selection import ShuffleSplit
-from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted as _sklearn_check_is_fitted
 from sklearn.utils.validation import validate_data
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, EpochTimer, LRScheduler, PassthroughScoring, PrintLog
-from skorch.utils import data_from_dataset
+from skorch.callbacks import Callback, EarlyStopping, EpochTimer, Freezer, LRScheduler, PassthroughScoring, PrintLog
+from skorch.dataset import unpack_data
+from skorch.utils import data_from_dataset, to_numpy
 from torch import nn
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 
-from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
-
+from ._cache import check_memory
 from ._torch import resolve_device
-from ._validation import check_multilabel_Y
+from ._validation import check_image_stack, check_multilabel_Y
 from .metrics import check_thresholds, tune_thresholds
+from .model_selection import MultilabelStratifiedGroupShuffleSplit
+from .nn import MLP, DeeperMLP, ResNet18Classifier, augment, augment_params, balanced_pos_weight, seeded
+from .nn.resnet import FROZEN_BY_LAYER4, is_weights_name, load_resnet18_weights
 
-__all__ = ["MLP", "DeeperMLP", "MultilabelValidSplit", "MultilabelNeuralNetClassifier"]
-
-#: Upper bound of ``pos_weight="balanced"`` (and 1/MAX_POS_WEIGHT the lower one):
-#: a finding with 1 positive in 10,000 images must not dominate the loss.
-MAX_POS_WEIGHT = 100.0
-
-
-class MLP(nn.Module):
-    """Fully connected network: ``[Linear -> (BatchNorm) -> ReLU -> Dropout] * k -> Linear``.
-
-    It returns one logit per label (no final sigmoid; the loss applies it).
-
-    Parameters
-    ----------
-    n_features : int
-        Input size. Set from the data by :class:`MultilabelNeuralNetClassifier`.
-    n_outputs : int
-        Number of labels. Set from the data by :class:`MultilabelNeuralNetClassifier`.
-    hidden : int or tuple of int, default=(512,)
-        Width of each hidden layer; ``()`` gives a linear model.
-    dropout : float, default=0.4
-        Dropout probability after each hidden layer.
-    batchnorm : bool, default=False
-        Batch normalisation after each hidden linear layer.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skcxr.neural import MLP
-    >>> MLP(20, 4, hidden=(32, 16))(torch.zeros(5, 20)).shape
-    torch.Size([5, 4])
-    """
-
-    def __init__(self, n_features, n_outputs, hidden=(512,), dropout=0.4, batchnorm=False):
-        super().__init__()
-        hidden = (hidden,) if isinstance(hidden, Integral) else tuple(hidden)
-        if any(not isinstance(h, Integral) or h < 1 for h in hidden):
-            raise ValueError(f"hidden must be positive ints, got {hidden!r}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        layers = []
-        width = int(n_features)
-        for size in hidden:
-            layers.append(nn.Linear(width, size))
-            if batchnorm:
-                layers.append(nn.BatchNorm1d(size))
-            layers += [nn.ReLU(), nn.Dropout(dropout)]
-            width = size
-        layers.append(nn.Linear(width, int(n_outputs)))
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, X):
-        return self.layers(X)
-
-
-class DeeperMLP(MLP):
-    """:class:`MLP` with three hidden layers (1024, 512, 256) and batch normalisation.
-
-    Parameters
-    ----------
-    n_features, n_outputs : int
-        Input size and number of labels (set from the data at fit).
-    hidden : tuple of int, default=(1024, 512, 256)
-    dropout : float, default=0.4
-    batchnorm : bool, default=True
-
-    Examples
-    --------
-    >>> import torch
-    >>> from skcxr.neural import DeeperMLP
-    >>> DeeperMLP(20, 4).eval()(torch.zeros(5, 20)).shape
-    torch.Size([5, 4])
-    """
-
-    def __init__(self, n_features, n_outputs, hidden=(1024, 512, 256), dropout=0.4, batchnorm=True):
-        super().__init__(n_features, n_outputs, hidden=hidden, dropout=dropout, batchnorm=batchnorm)
+__all__ = [
+    "MLP",
+    "DeeperMLP",
+    "MultilabelValidSplit",
+    "TuneThresholds",
+    "MultilabelNeuralNetClassifier",
+    "ResNetFineTuner",
+    "fine_tune_resnet",
+    "cached_fine_tune_resnet",
+]
 
 
 class MultilabelValidSplit:
-    """The internal train/validation split of :class:`MultilabelNeuralNetClassifier`.
+    """The internal train/validation split of the skorch nets: patient-disjoint, label-stratified.
 
-    A skorch ``train_split``: called with the dataset and the 2-D ``y``, it
-    returns ``(train, valid)`` subsets. With ``stratified=True`` it uses
-    iterative stratification (iterstrat's ``MultilabelStratifiedShuffleSplit``),
-    so every label's positives land in both parts as evenly as possible; rare
-    findings thus still have positives for the validation loss and the tuned
-    thresholds. (skorch's own ``ValidSplit(stratified=True)`` rejects a 2-D ``y``.)
+    A skorch ``train_split``: called with the dataset, the 2-D ``y`` and the
+    patient ``groups``, it returns ``(train, valid)`` subsets drawn by
+    :class:`skcxr.model_selection.MultilabelStratifiedGroupShuffleSplit`, so
+    every label's positives land in both parts as evenly as whole patients
+    allow, and no patient is on both sides. Without ``groups`` each sample is
+    its own group. (skorch's own ``ValidSplit(stratified=True)`` rejects a 2-D
+    ``y``.)
 
     Parameters
     ----------
     valid_size : float or int, default=0.2
         Fraction (or number) of samples used for validation.
     stratified : bool, default=True
-        Multi-label stratification; ``False`` gives a plain shuffled split.
+        Multi-label stratification; ``False`` balances sizes only.
     random_state : int or None, default=None
-        ``None`` draws the seed from torch's global generator, which
-        :class:`MultilabelNeuralNetClassifier` seeds from its ``random_state``,
-        so the classifier's ``random_state`` fixes the split too.
-
-    Calling it with ``(dataset, y, groups=None)`` returns two
-    :class:`torch.utils.data.Subset`; ``groups`` is ignored.
+        ``None`` draws the seed from torch's global generator, which the nets
+        seed from their ``random_state``, so the net's ``random_state`` fixes
+        the split too.
 
     Examples
     --------
@@ -151,9 +100,10 @@ class MultilabelValidSplit:
     >>> from skcxr.neural import MultilabelValidSplit
     >>> X = np.zeros((10, 3), dtype="float32")
     >>> Y = np.eye(2, dtype="float32")[np.arange(10) % 2]
-    >>> train, valid = MultilabelValidSplit(0.2, random_state=0)(Dataset(X, Y), Y)
-    >>> len(train), len(valid), Y[valid.indices].sum(axis=0).tolist()
-    (8, 2, [1.0, 1.0])
+    >>> patients = np.repeat(np.arange(5), 2)
+    >>> train, valid = MultilabelValidSplit(0.2, random_state=0)(Dataset(X, Y), Y, groups=patients)
+    >>> set(patients[train.indices]) & set(patients[valid.indices])
+    set()
     """
 
     def __init__(self, valid_size=0.2, stratified=True, random_state=None):
@@ -162,27 +112,16 @@ class MultilabelValidSplit:
         self.random_state = random_state
 
     def __call__(self, dataset, y=None, groups=None):
-        n_samples = len(dataset)
         seed = self.random_state
         if seed is None:
             seed = int(torch.randint(2**31 - 1, (1,)).item())
-        indices = np.arange(n_samples)
+        Y = None
         if self.stratified and y is not None:
-            Y = np.asarray(y) > 0.5
-            if Y.ndim == 1 or Y.shape[1] == 1:  # one label: stratify positives and negatives
-                Y = np.column_stack([Y.reshape(-1), ~Y.reshape(-1)])
-            splitter = MultilabelStratifiedShuffleSplit(
-                n_splits=1, test_size=self.valid_size, random_state=seed
-            )
-            train, valid = next(splitter.split(indices, Y))
-        else:
-            splitter = ShuffleSplit(n_splits=1, test_size=self.valid_size, random_state=seed)
-            train, valid = next(splitter.split(indices))
-        if len(train) == 0 or len(valid) == 0:
-            raise ValueError(
-                f"valid_size={self.valid_size!r} leaves an empty train or validation part "
-                f"with {n_samples} samples."
-            )
+            Y = (np.asarray(y) > 0.5).astype(np.uint8)
+            if Y.ndim == 1:
+                Y = Y[:, None]
+        splitter = MultilabelStratifiedGroupShuffleSplit(1, test_size=self.valid_size, random_state=seed)
+        train, valid = next(splitter.split(np.zeros(len(dataset)), Y, groups))
         return Subset(dataset, train), Subset(dataset, valid)
 
     def __repr__(self):
@@ -192,25 +131,80 @@ class MultilabelValidSplit:
         )
 
 
+class TuneThresholds(Callback):
+    """skorch callback: per-label F1-optimal thresholds on the validation part, after training.
+
+    Runs at the end of training (after early stopping restored the best
+    weights) and sets ``net.tuned_thresholds_`` with
+    :func:`skcxr.metrics.tune_thresholds`; ``None`` when the net has no
+    validation part.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.dataset_valid_ = None
+
+    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
+        self.dataset_valid_ = dataset_valid
+
+    def on_train_end(self, net, **kwargs):
+        dataset, self.dataset_valid_ = getattr(self, "dataset_valid_", None), None
+        net.tuned_thresholds_ = None
+        if dataset is None:
+            return
+        _, Y_valid = data_from_dataset(dataset)
+        net.tuned_thresholds_ = tune_thresholds(to_numpy(Y_valid), net.predict_proba(dataset))
+
+
+@contextlib.contextmanager
+def _watch_ctrl_c():
+    """Record a Ctrl-C (SIGINT) in the block; skorch's ``partial_fit`` swallows the KeyboardInterrupt it raises.
+
+    skorch uses ``KeyboardInterrupt`` for two things: a user's Ctrl-C and
+    ``EarlyStopping``'s stop, and its ``partial_fit`` ends training quietly on
+    both. Watching the signal tells them apart. Only the main thread receives
+    signals; elsewhere nothing is installed.
+    """
+    interrupted = []
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield interrupted
+        return
+
+    def handler(signum, frame):
+        interrupted.append(signum)
+        previous(signum, frame)  # Python's default raises KeyboardInterrupt
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
     """A skorch neural network for multi-label classification of feature vectors.
 
     One sigmoid output per label, trained with
     :class:`torch.nn.BCEWithLogitsLoss`. A part of the training data
-    (``train_split``, label-stratified) is held out to stop training when its
-    loss has not improved for ``patience`` epochs; the weights of the best
-    epoch are restored, and per-label F1-optimal thresholds are found on that
-    same part (used by ``predict`` with ``threshold="tuned"``).
+    (``train_split``: label-stratified, patient-disjoint given ``groups``) is
+    held out to stop training when its loss has not improved for ``patience``
+    epochs; the weights of the best epoch are restored, and per-label
+    F1-optimal thresholds are found on that same part (used by ``predict``
+    with ``threshold="tuned"``).
 
     All skorch parameters work (``module__*``, ``optimizer__*``,
     ``iterator_train__*``, ``callbacks``, ``warm_start``, ...); the training
-    batches are shuffled unless ``iterator_train__shuffle=False``.
+    batches are shuffled unless ``iterator_train__shuffle=False``. A
+    ``KeyboardInterrupt`` (Ctrl-C) during training propagates (skorch alone
+    would return the half-trained net).
 
     Parameters
     ----------
     module : torch module class or instance, default=MLP
         Takes ``n_features`` and ``n_outputs`` (set from the data at fit) and
-        returns one logit per label: :class:`MLP`, :class:`DeeperMLP` or your own.
+        returns one logit per label, or a tuple whose first element is the
+        logits: :class:`MLP`, :class:`DeeperMLP` or your own.
     criterion : torch loss class, default=torch.nn.BCEWithLogitsLoss
     optimizer : torch optimizer class, default=torch.optim.AdamW
     lr : float, default=1e-3
@@ -219,8 +213,8 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         Training and prediction batch size. A last training batch of a single
         sample (which BatchNorm cannot train on) is dropped.
     train_split : callable or None, default=MultilabelValidSplit(0.2)
-        skorch's internal validation split; ``None`` trains on all data with no
-        early stopping and no tuned thresholds.
+        skorch's internal validation split, called with ``groups``; ``None``
+        trains on all data with no early stopping and no tuned thresholds.
     callbacks : list of (name, callback) or None, default=None
         Extra skorch callbacks.
     patience : int or None, default=10
@@ -233,20 +227,22 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         ``max_epochs``; a :class:`skorch.callbacks.LRScheduler` is used as given.
     pos_weight : "balanced", None or array-like of shape (n_labels,), default="balanced"
         Weight of the positive term of each label's loss. ``"balanced"`` gives
-        ``n_negative / n_positive`` per label, computed from ``Y`` at fit and
-        clipped to ``[1/MAX_POS_WEIGHT, MAX_POS_WEIGHT]`` (labels with one
-        value only get 1, with a warning).
+        :func:`skcxr.nn.balanced_pos_weight` of ``Y`` (negatives / positives,
+        clipped to [1/100, 100]).
     threshold : float, array-like of shape (n_labels,) or "tuned", default=0.5
         ``predict`` calls label ``l`` positive when its probability is
         ``>= threshold[l]``. ``"tuned"`` uses :attr:`tuned_thresholds_`.
+    predict_nonlinearity : "auto", callable or None, default="auto"
+        Turns the module's output into probabilities in ``predict_proba``;
+        ``"auto"`` is one sigmoid per label, ``None`` returns the raw output.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available, else the CPU; or any torch device
         string. The ``device`` attribute reads as the resolved device, while
         ``get_params()`` keeps ``"auto"``, so a pickled model loads anywhere.
     random_state : int, RandomState or None, default=None
         Seeds torch during ``fit`` (weight init, dropout, batch order) and the
-        internal split, so fits are reproducible; torch's global random state
-        is left as it was. ``None``: not seeded.
+        internal split, so fits are reproducible on one device; torch's global
+        random state (CPU and CUDA) is left as it was. ``None``: not seeded.
     verbose : int, default=0
         ``1`` prints skorch's per-epoch table.
     **kwargs
@@ -264,8 +260,8 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
     pos_weight_ : ndarray of shape (n_labels,) or None
         The positive-class weights used in the loss.
     tuned_thresholds_ : ndarray of shape (n_labels,) or None
-        Per-label F1-optimal thresholds on the validation split
-        (:func:`skcxr.metrics.tune_thresholds`); None without ``train_split``.
+        Per-label F1-optimal thresholds on the validation part
+        (:class:`TuneThresholds`); None without ``train_split``.
     module_, criterion_, optimizer_, history_
         skorch's fitted components and per-epoch history.
 
@@ -279,14 +275,20 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
 
     Examples
     --------
+    >>> import numpy as np
     >>> from sklearn.datasets import make_multilabel_classification
     >>> from skcxr.neural import MultilabelNeuralNetClassifier
     >>> X, Y = make_multilabel_classification(200, n_features=20, n_classes=4, random_state=0)
+    >>> patients = np.arange(200) // 2                    # two images per patient
     >>> clf = MultilabelNeuralNetClassifier(max_epochs=5, random_state=0)
-    >>> clf = clf.set_params(module__hidden=(64,), module__dropout=0.2).fit(X, Y)
+    >>> clf = clf.set_params(module__hidden=(64,), module__dropout=0.2).fit(X, Y, groups=patients)
     >>> clf.predict_proba(X[:3]).shape, clf.predict(X[:3]).shape, clf.classes_.tolist()
     ((3, 4), (3, 4), [0, 1, 2, 3])
     """
+
+    # Patient ids are requested by default, so routed fits (metadata routing on) deliver them.
+    __metadata_request__fit = {"groups": True}
+    __metadata_request__partial_fit = {"groups": True}
 
     def __init__(
         self,
@@ -303,6 +305,7 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         lr_scheduler=None,
         pos_weight="balanced",
         threshold=0.5,
+        predict_nonlinearity="auto",
         device="auto",
         random_state=None,
         verbose=0,
@@ -317,6 +320,7 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
             batch_size=batch_size,
             train_split=train_split,
             callbacks=callbacks,
+            predict_nonlinearity=predict_nonlinearity,
             device=device,
             verbose=verbose,
             **kwargs,
@@ -372,15 +376,12 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
             ("valid_loss", PassthroughScoring(name="valid_loss")),
         ]
         if self.patience is not None and self.train_split:
-            callbacks.append(
-                (
-                    "early_stopping",
-                    EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True),
-                )
-            )
+            early = EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True)
+            callbacks.append(("early_stopping", early))
         scheduler = self._make_lr_scheduler()
         if scheduler is not None:
             callbacks.append(("lr_scheduler", scheduler))
+        callbacks.append(("tune_thresholds", TuneThresholds()))  # after early stopping restored the best epoch
         callbacks.append(("print_log", PrintLog()))
         return callbacks
 
@@ -399,11 +400,15 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
             return LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs)
         return None
 
+    def _module_size_params(self) -> dict:
+        """The module's size arguments taken from the data (input width and number of labels)."""
+        return {"n_features": self.n_features_in_, "n_outputs": len(self.classes_)}
+
     def initialize_module(self):
         kwargs = self.get_params_for("module")
         if hasattr(self, "classes_") and (kwargs or not isinstance(self.module, nn.Module)):
-            kwargs.setdefault("n_features", self.n_features_in_)
-            kwargs.setdefault("n_outputs", len(self.classes_))
+            for key, value in self._module_size_params().items():
+                kwargs.setdefault(key, value)
         self.module_ = self.initialized_instance(self.module, kwargs)
         return self
 
@@ -428,18 +433,34 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         return self.iterator_train(dataset, **kwargs)
 
     def get_split_datasets(self, X, y=None, **fit_params):
-        dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
-        self._dataset_valid_ = dataset_valid  # read by _tune_thresholds, removed after training
-        return dataset_train, dataset_valid
+        """The training and validation datasets; ``train_split`` gets the patient ids given to ``fit``."""
+        dataset = self.get_dataset(X, y)
+        if not self.train_split:
+            return dataset, None
+        return self.train_split(dataset, y, groups=self.__dict__.get("_fit_groups"))
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if isinstance(y_pred, tuple):  # modules may return (logits, extras...)
+            y_pred = y_pred[0]
+        return super().get_loss(y_pred, y_true, X=X, training=training)
 
     # -- data checks and fitted attributes
 
+    def _validate_X(self, X, reset):
+        return validate_data(self, X, reset=reset, dtype=np.float32)
+
     def _check_data(self, X, y, reset):
-        X = validate_data(self, X, reset=reset, dtype=np.float32)
-        Y = check_multilabel_Y(y, X.shape[0])
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None; "
+                "pass Y, a 2-D 0/1 indicator matrix (n_samples, n_labels)."
+            )
+        X = self._validate_X(X, reset)
+        Y = check_multilabel_Y(y, len(X))
         if reset:
             columns = getattr(y, "columns", None)
             self.classes_ = np.asarray(columns) if columns is not None else np.arange(Y.shape[1])
+            self.y_dtype_ = np.asarray(y).dtype
             self.pos_weight_ = self._compute_pos_weight(Y)
         elif Y.shape[1] != len(self.classes_):
             raise ValueError(
@@ -452,21 +473,8 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         n_labels = Y.shape[1]
         if weight is None:
             return None
-        if isinstance(weight, str):
-            if weight != "balanced":
-                raise ValueError(f'pos_weight must be "balanced", None or an array, got {weight!r}.')
-            n_pos = Y.sum(axis=0, dtype=np.float64)
-            n_neg = Y.shape[0] - n_pos
-            defined = (n_pos > 0) & (n_neg > 0)
-            if not defined.all():
-                warnings.warn(
-                    f"Labels {self.classes_[~defined].tolist()} have one value only in Y "
-                    "(no positive or no negative sample); their pos_weight is 1.",
-                    UserWarning,
-                    stacklevel=4,
-                )
-            ratio = np.divide(n_neg, n_pos, out=np.ones(n_labels), where=defined)
-            return np.clip(ratio, 1.0 / MAX_POS_WEIGHT, MAX_POS_WEIGHT).astype(np.float32)
+        if isinstance(weight, str):  # "balanced"
+            return balanced_pos_weight(Y, names=self.classes_)
         weight = np.asarray(weight, dtype=np.float32)
         if weight.shape != (n_labels,) or not np.isfinite(weight).all() or (weight <= 0).any():
             raise ValueError(
@@ -475,49 +483,59 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
             )
         return weight
 
+    _parameter_constraints = {
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "patience": [None, Interval(Integral, 1, None, closed="left")],
+        "lr_scheduler": [None, StrOptions({"plateau", "cosine"}), LRScheduler],
+        "pos_weight": [None, StrOptions({"balanced"}), "array-like"],
+        "threshold": [Interval(Real, None, None, closed="neither"), "array-like", StrOptions({"tuned"})],
+        "predict_nonlinearity": [None, StrOptions({"auto"}), callable],
+        "random_state": ["random_state"],
+    }
+
     def _check_params(self):
-        scheduler = self.lr_scheduler
-        known = scheduler is None or isinstance(scheduler, LRScheduler)
-        known = known or (isinstance(scheduler, str) and scheduler in ("plateau", "cosine"))
-        if not known:
-            raise ValueError(
-                f'lr_scheduler must be None, "plateau", "cosine" or a skorch LRScheduler, got {scheduler!r}.'
-            )
-        if scheduler == "plateau" and not self.train_split:
+        # scikit-learn's check; skorch's own NeuralNet._validate_params shadows BaseEstimator's
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
+        if self.lr_scheduler == "plateau" and not self.train_split:
             raise ValueError('lr_scheduler="plateau" monitors the validation loss; it needs a train_split.')
-        if self.patience is not None and (not isinstance(self.patience, Integral) or self.patience < 1):
-            raise ValueError(f"patience must be None or a positive int, got {self.patience!r}.")
         self._check_threshold_param()
 
     def _check_threshold_param(self):
-        threshold = self.threshold
-        if isinstance(threshold, str):
-            if threshold != "tuned":
-                raise ValueError(f'threshold must be a float, an array or "tuned", got {threshold!r}.')
-            if not self.train_split:
-                raise ValueError(
-                    'threshold="tuned" needs the internal validation split; train_split is None.'
-                )
-
-    @contextlib.contextmanager
-    def _seeded(self):
-        """Seed torch from random_state for the duration of fit, restoring its global state after."""
-        if self.random_state is None:
-            yield
-            return
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        device = torch.device(self.device) if self.device is not None else torch.device("cpu")
-        devices = []
-        if device.type == "cuda":
-            devices = [device.index if device.index is not None else torch.cuda.current_device()]
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            yield
+        constraint = {"threshold": self._parameter_constraints["threshold"]}
+        validate_parameter_constraints(constraint, {"threshold": self.threshold}, type(self).__name__)
+        if isinstance(self.threshold, str) and not self.train_split:
+            raise ValueError('threshold="tuned" needs the internal validation split; train_split is None.')
 
     # -- training
 
-    def fit(self, X, y, **fit_params):
-        """Train on features ``X`` (n, d) and a 0/1 label matrix ``y`` (n, L).
+    @contextlib.contextmanager
+    def _fitting(self, groups, n_samples):
+        """Seed torch, hold the patient ids for ``train_split``, and let a Ctrl-C out of skorch."""
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (n_samples,):
+                raise ValueError(f"groups must be 1-D with one patient id per sample ({n_samples}), got shape "
+                                 f"{groups.shape}.")
+        self.__dict__["_fit_groups"] = groups
+        try:
+            with seeded(self.random_state), _watch_ctrl_c() as interrupted:
+                self._start_fit()
+                yield
+        finally:
+            self.__dict__.pop("_fit_groups", None)
+            self._end_fit()
+        if interrupted:
+            raise KeyboardInterrupt(f"{type(self).__name__}.fit interrupted (Ctrl-C)")
+
+    def _start_fit(self):
+        """Per-fit state created under the fit's seed (subclasses add to it)."""
+
+    def _end_fit(self):
+        """Drop the per-fit state."""
+
+    def fit(self, X, y, groups=None, **fit_params):
+        """Train on ``X`` and a 0/1 label matrix ``y`` (n, L).
 
         Parameters
         ----------
@@ -525,76 +543,60 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
             Features; cast to float32.
         y : array-like or DataFrame of shape (n_samples, n_labels)
             0/1 indicator matrix; a DataFrame's columns become ``classes_``.
+        groups : array-like of shape (n_samples,), optional
+            Patient id of each sample: the internal validation part takes whole
+            patients. Without it, images of one patient may fall on both sides.
         **fit_params
-            Passed to skorch's ``fit``.
+            Passed to skorch's ``fit`` (and to the module's ``forward``).
 
         Returns
         -------
         self
         """
         self._check_params()
-        X, Y = self._check_data(X, y, reset=not (self.warm_start and self.initialized_))
-        with self._seeded():
-            if not (self.warm_start and self.initialized_):
+        reset = not (self.warm_start and self.initialized_)
+        X, Y = self._check_data(X, y, reset=reset)
+        with self._fitting(groups, len(X)):
+            if reset:
                 self.initialize()
-            # what skorch's NeuralNet.fit does after initialize (the routing tag included)
-            self._train(X, Y, _routing_method="fit", **fit_params)
+            super().partial_fit(X, Y, **fit_params)  # skorch's fit is initialize + partial_fit
         return self
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, groups=None, **fit_params):
         """Train for ``max_epochs`` more epochs without re-initialising (skorch's ``partial_fit``)."""
-        if y is None:
-            raise ValueError("MultilabelNeuralNetClassifier needs Y, a 2-D 0/1 indicator matrix.")
         self._check_params()
         X, Y = self._check_data(X, y, reset=not hasattr(self, "classes_"))
-        self._train(X, Y, classes=classes, **fit_params)
+        with self._fitting(groups, len(X)):
+            super().partial_fit(X, Y, classes=classes, **fit_params)
         return self
-
-    def _train(self, X, Y, **fit_params):
-        try:
-            super().partial_fit(X, Y, **fit_params)
-            self._tune_thresholds()
-        finally:
-            self.__dict__.pop("_dataset_valid_", None)
-
-    def _tune_thresholds(self):
-        dataset_valid = self.__dict__.get("_dataset_valid_")
-        self.tuned_thresholds_ = None
-        if dataset_valid is None:
-            return
-        try:
-            _, Y_valid = data_from_dataset(dataset_valid)
-        except AttributeError:
-            warnings.warn(
-                "Could not read Y from the validation dataset; tuned_thresholds_ is None.",
-                UserWarning,
-                stacklevel=3,
-            )
-            return
-        with torch.inference_mode():
-            proba = torch.sigmoid(self.forward(dataset_valid)).numpy()
-        self.tuned_thresholds_ = tune_thresholds(np.asarray(Y_valid), proba)
 
     # -- prediction
 
     def predict_proba(self, X):
-        """Probability of each label, ``sigmoid(logits)``.
+        """Probability of each label: ``predict_nonlinearity`` of the module's output (sigmoid by default).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or a torch Dataset
 
         Returns
         -------
         ndarray of shape (n_samples, n_labels), float32
         """
         _sklearn_check_is_fitted(self, "classes_")
-        X = validate_data(self, X, reset=False, dtype=np.float32)
-        with torch.inference_mode():
-            return torch.sigmoid(self.forward(X)).numpy()
+        if not isinstance(X, Dataset):
+            X = self._validate_X(X, reset=False)
+        nonlin = self.predict_nonlinearity
+        if isinstance(nonlin, str) and nonlin == "auto":
+            nonlin = torch.sigmoid
+        probas = []
+        for out in self.forward_iter(X, training=False):
+            out = out[0] if isinstance(out, tuple) else out
+            probas.append(to_numpy(out if nonlin is None else nonlin(out)))
+        return np.concatenate(probas).astype(np.float32, copy=False)
 
     def predict(self, X):
-        """0/1 label matrix: probability ``>= threshold`` per label.
+        """0/1 label matrix: probability ``>= threshold`` per label, in the dtype of the ``y`` given to ``fit``.
 
         Parameters
         ----------
@@ -602,10 +604,10 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_labels), uint8
+        ndarray of shape (n_samples, n_labels)
         """
         proba = self.predict_proba(X)
-        return (proba >= self._thresholds()).astype(np.uint8)
+        return (proba >= self._thresholds()).astype(self.y_dtype_)
 
     def _thresholds(self):
         n_labels = len(self.classes_)
@@ -615,3 +617,238 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
                 raise ValueError('threshold="tuned" but no thresholds were tuned: fit with a train_split.')
             return self.tuned_thresholds_
         return check_thresholds(self.threshold, n_labels)
+
+
+class ResNetFineTuner(MultilabelNeuralNetClassifier):
+    """:class:`MultilabelNeuralNetClassifier` for image stacks: trains a :class:`skcxr.nn.ResNet18Classifier`.
+
+    ``X`` is a preprocessed stack ``(n, S, S)`` in [-1, 1]. Each training
+    batch is augmented (:func:`skcxr.nn.augment`: per-image rotation, shift,
+    brightness and contrast, no flip by default); the validation part is not.
+    With ``module__fine_tune="layer4"`` skorch's ``Freezer`` stops the
+    gradients of every layer before ``layer4`` and the module keeps those
+    layers in eval mode, BatchNorm statistics included. On the CPU batches run
+    channels_last.
+
+    Parameters
+    ----------
+    module : default=ResNet18Classifier
+        Takes ``n_outputs`` (set from ``Y``); ``module__weights`` and
+        ``module__fine_tune`` reach :class:`skcxr.nn.ResNet18Classifier`.
+    augment : bool or dict, default=True
+        See :func:`skcxr.nn.augment_params`.
+    lr, max_epochs, batch_size, patience, train_split
+        As in :class:`MultilabelNeuralNetClassifier`, with defaults for
+        fine-tuning (1e-4, 5, 32, 3, a 15 % patient-disjoint validation part).
+    **kwargs
+        Every other parameter of :class:`MultilabelNeuralNetClassifier`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.neural import ResNetFineTuner
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, (16, 32, 32)).astype(np.float32)
+    >>> Y = rng.integers(0, 2, (16, 3))
+    >>> net = ResNetFineTuner(max_epochs=1, random_state=0).fit(X, Y)
+    >>> net.predict_proba(X[:2]).shape
+    (2, 3)
+    """
+
+    def __init__(
+        self,
+        module=ResNet18Classifier,
+        *,
+        augment=True,
+        lr=1e-4,
+        max_epochs=5,
+        batch_size=32,
+        patience=3,
+        train_split=MultilabelValidSplit(0.15),
+        **kwargs,
+    ):
+        super().__init__(
+            module, lr=lr, max_epochs=max_epochs, batch_size=batch_size, patience=patience,
+            train_split=train_split, **kwargs,
+        )  # fmt: skip
+        self.augment = augment
+
+    @property
+    def _default_callbacks(self):
+        callbacks = super()._default_callbacks
+        if self.get_params_for("module").get("fine_tune") == "layer4":
+            callbacks.insert(0, ("freezer", Freezer(FROZEN_BY_LAYER4)))
+        return callbacks
+
+    def _module_size_params(self) -> dict:
+        return {"n_outputs": len(self.classes_)}
+
+    def _validate_X(self, X, reset):
+        X = check_image_stack(X)
+        if reset:
+            self.image_shape_ = X.shape[1:]
+        elif X.shape[1:] != self.image_shape_:
+            raise ValueError(f"X has images of shape {X.shape[1:]}; the net was trained on {self.image_shape_}.")
+        return X[:, None]  # (n, 1, S, S)
+
+    _parameter_constraints = {
+        **MultilabelNeuralNetClassifier._parameter_constraints,
+        "augment": ["boolean", dict],
+    }
+
+    def _check_params(self):
+        super()._check_params()
+        augment_params(self.augment)  # the dict's keys
+
+    def _start_fit(self):
+        self.__dict__["_augment_gen"] = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,))))
+
+    def _end_fit(self):
+        self.__dict__.pop("_augment_gen", None)
+
+    def initialize_module(self):
+        super().initialize_module()
+        if resolve_device(self.device).type == "cpu":
+            self.module_.to(memory_format=torch.channels_last)
+        return self
+
+    def infer(self, x, **fit_params):
+        if isinstance(x, torch.Tensor) and x.ndim == 4 and resolve_device(self.device).type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return super().infer(x, **fit_params)
+
+    def train_step_single(self, batch, **fit_params):
+        params = augment_params(self.augment)
+        if params is not None:
+            Xi, yi = unpack_data(batch)
+            batch = (augment(Xi, self.__dict__["_augment_gen"], **params), yi)
+        return super().train_step_single(batch, **fit_params)
+
+
+# --------------------------------------------------------------------------- the fine-tuning function
+def _history(net) -> list[dict]:
+    """Per-epoch ``epoch``, ``train_loss``, ``valid_loss``, ``seconds`` and ``best`` (the restored epoch)."""
+    rows = [
+        {"epoch": int(h["epoch"]), "train_loss": float(h["train_loss"]),
+         "valid_loss": float(h.get("valid_loss", np.nan)), "seconds": float(h["dur"]), "best": False}
+        for h in net.history
+    ]  # fmt: skip
+    if rows and all(np.isfinite(r["valid_loss"]) for r in rows):
+        rows[int(np.argmin([r["valid_loss"] for r in rows]))]["best"] = True
+    return rows
+
+
+def fine_tune_resnet(
+    images,
+    Y,
+    *,
+    groups=None,
+    weights=None,
+    fine_tune="all",
+    epochs=5,
+    lr=1e-4,
+    batch_size=32,
+    augment=True,
+    patience=3,
+    random_state=None,
+    device="auto",
+    verbose=0,
+):
+    """Fine-tune a 1-channel ResNet18 with a new linear multi-label head, through :class:`ResNetFineTuner`.
+
+    15 % of the images (whole patients when ``groups`` is given) are held out;
+    training stops after ``patience`` epochs without a lower validation loss
+    and the best epoch's weights are returned. The loss is
+    ``BCEWithLogitsLoss`` with the balanced ``pos_weight``. AdamW optimises
+    ``layer4`` and the head (``fine_tune="layer4"``; every other layer frozen
+    and kept in eval mode) or every layer (``fine_tune="all"``).
+
+    Parameters
+    ----------
+    images : array (n, S, S)
+        Preprocessed images in [-1, 1] at the training size.
+    Y : array (n, L)
+        0/1 labels.
+    groups : array (n,), optional
+        Patient ids: the validation part takes whole patients.
+    weights : None, str, path or mapping
+        Start weights, see :func:`skcxr.nn.load_resnet18_weights`; None is a
+        random initialisation seeded by ``random_state``.
+    fine_tune : {"layer4", "all"}
+    epochs, lr, batch_size, patience : int, float, int, int
+    augment : bool or dict
+        See :func:`skcxr.nn.augment_params`.
+    random_state : int, RandomState or None
+    device : str or torch.device
+    verbose : int
+        >0 prints skorch's per-epoch table.
+
+    Returns
+    -------
+    state_dict : dict of CPU tensors
+        The state dict of :class:`skcxr.nn.ResNet18Classifier` (``backbone.*``, ``head.*``).
+    history : list of dict
+        Per epoch: ``epoch``, ``train_loss`` (augmented batches), ``valid_loss``,
+        ``seconds``, ``best`` (True for the returned epoch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.uniform(-1, 1, (12, 32, 32)).astype(np.float32)
+    >>> Y = rng.integers(0, 2, (12, 3))
+    >>> state, history = fine_tune_resnet(images, Y, epochs=1, batch_size=8, random_state=0)
+    >>> tuple(state["head.weight"].shape), len(history)
+    ((3, 512), 1)
+    """
+    if fine_tune not in ("layer4", "all"):
+        raise ValueError(f"fine_tune must be 'layer4' or 'all', got {fine_tune!r}.")
+    images = check_image_stack(images, name="images")
+    if len(images) < 4:
+        raise ValueError(f"Fine-tuning needs at least 4 images (training and validation); got {len(images)}.")
+    net = ResNetFineTuner(
+        module__weights=weights, module__fine_tune=fine_tune, augment=augment, lr=lr, max_epochs=epochs,
+        batch_size=batch_size, patience=patience, random_state=random_state, device=device, verbose=verbose,
+    )  # fmt: skip
+    net.fit(images, Y, groups=groups)
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.module_.state_dict().items()}
+    return state, _history(net)
+
+
+class _NumpyState(dict):
+    """A state dict of numpy arrays: ``joblib.hash`` hashes it by content; its repr (cache metadata) is short."""
+
+    def __repr__(self):
+        return f"<ResNet18 state dict, {len(self)} arrays>"
+
+
+def numpy_state(state: Mapping) -> _NumpyState:
+    """A torch state dict as numpy arrays (hashable by content for cache keys)."""
+    return _NumpyState({k: torch.as_tensor(v).detach().cpu().numpy() for k, v in state.items()})
+
+
+def cached_fine_tune_resnet(memory, images, Y, *, weights=None, **params):
+    """:func:`fine_tune_resnet` through skcxr's content-keyed cache in ``memory``.
+
+    The cache key is (images, Y, groups, weights, parameters, skcxr's code
+    version) without ``device`` and ``verbose``. Weights given as a file or a
+    state dict enter the key by content, so editing the file retrains; a
+    torchvision name enters by name. An unseeded call (``random_state=None``)
+    is never served from the cache. Every estimator that needs this network
+    calls this function, so they share the cached result.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.uniform(-1, 1, (12, 32, 32)).astype(np.float32)
+    >>> Y = rng.integers(0, 2, (12, 2))
+    >>> state, history = cached_fine_tune_resnet(None, images, Y, epochs=1, random_state=0)
+    >>> len(history)
+    1
+    """
+    if weights is not None and not is_weights_name(weights):
+        weights = numpy_state(load_resnet18_weights(weights))
+    fit = check_memory(memory).cache(fine_tune_resnet, ignore=["device", "verbose"])
+    return fit(images, Y, weights=weights, **params)
+

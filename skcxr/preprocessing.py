@@ -8,15 +8,21 @@ grayscale, contrast-equalised images in a fixed range.
 
 from __future__ import annotations
 
-import numbers
 import os
+from numbers import Integral, Real
 
 import numpy as np
 from PIL import Image
 from skimage import exposure
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
 
-from ._parallel import check_n_jobs, map_batches
+from ._parallel import N_JOBS_CONSTRAINT, map_batches
 from ._validation import is_path_array
 from .datasets import read_image
 
@@ -25,7 +31,10 @@ __all__ = ["CXRPreprocessor"]
 # Rec. 601 luma, as skcxr.datasets.read_image (and Pillow's convert("L")) use,
 # so an RGB array and the same image read from a file agree.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-_EQUALIZE = ("global", "clahe", None)
+_CHANNELS = (1, 3, 4)
+# An image side below this is not a radiograph: a (H, W, C) array with H and W at
+# least this large is one colour image, not a stack of H images of W x C pixels.
+_MIN_SIDE = 8
 _EXPECTED = (
     "X must be a 1-D array/list of image paths, an array of images of shape "
     "(n, H, W) or (n, H, W, C) with C in {1, 3, 4} (channels last), or a list of "
@@ -188,33 +197,29 @@ class CXRPreprocessor(TransformerMixin, BaseEstimator):
         """
         return self
 
+    _parameter_constraints = {
+        "size": [Interval(Integral, 8, None, closed="left")],
+        "equalize": [StrOptions({"global", "clahe"}), None],
+        "clip_limit": [Interval(Real, 0, 1, closed="right")],
+        "out_range": ["array-like"],
+        "n_jobs": N_JOBS_CONSTRAINT,
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def _check_params(self):
+        """Validate the parameters (in ``fit`` and ``transform``: the transformer is stateless)."""
         name = type(self).__name__
-        size = self.size
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 8:
-            raise ValueError(f"{name}: size must be an int >= 8, got {size!r}.")
-        if self.equalize not in _EQUALIZE:
-            raise ValueError(
-                f"{name}: equalize must be 'global', 'clahe' or None, got {self.equalize!r}."
-            )
-        c = self.clip_limit
-        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0 < c <= 1:
-            raise ValueError(f"{name}: clip_limit must be a float in (0, 1], got {c!r}.")
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False), name)
         try:
             low, high = (float(v) for v in self.out_range)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"{name}: out_range must be a pair of numbers (low, high), got {self.out_range!r}."
-            ) from None
+            low = high = np.nan
         if not (np.isfinite([low, high]).all() and low < high):
-            raise ValueError(
-                f"{name}: out_range must be finite with low < high, got {self.out_range!r}."
+            raise InvalidParameterError(
+                f"The 'out_range' parameter of {name} must be a pair (low, high) of finite numbers "
+                f"with low < high. Got {self.out_range!r} instead."
             )
-        check_n_jobs(self.n_jobs, name)
-        b = self.batch_size
-        if isinstance(b, bool) or not isinstance(b, numbers.Integral) or b < 1:
-            raise ValueError(f"{name}: batch_size must be an int >= 1, got {b!r}.")
-        return int(size), low, high
+        return int(self.size), low, high
 
 
 def _as_items(X):
@@ -262,11 +267,8 @@ def _check_pixels(a, name, *, stack):
         )
     if a.dtype.kind not in "uif":
         raise ValueError(f"{name} must hold real numbers, got dtype={a.dtype}.")
+    _check_layout(a, name, stack=stack)
     spatial = a.shape[1:] if stack else a.shape
-    if len(spatial) == 3 and spatial[2] not in (1, 3, 4):
-        raise ValueError(
-            f"{_EXPECTED}; {name} has {spatial[2]} channels in its last axis (shape {a.shape})."
-        )
     if min(spatial[:2]) == 0:
         raise ValueError(f"{name} has an empty image (shape {a.shape}).")
     if a.dtype.kind == "f":
@@ -275,6 +277,35 @@ def _check_pixels(a, name, *, stack):
             if not np.isfinite(image).all():
                 raise ValueError(f"{name}[{i}] contains NaN or infinity." if stack
                                  else f"{name} contains NaN or infinity.")
+
+
+def _check_layout(a, name, *, stack):
+    """Refuse arrays whose axes could mean two things, rather than guess.
+
+    A stack is ``(n, H, W)`` or ``(n, H, W, C)``, one image ``(H, W)`` or
+    ``(H, W, C)``, with ``C`` in {1, 3, 4} (channels last).
+    """
+    shape = a.shape
+    spatial = shape[1:] if stack else shape
+    if stack and len(spatial) == 2 and spatial[1] in _CHANNELS and min(shape[:2]) >= _MIN_SIDE:
+        # (H, W, C) of one colour image, or n images only C pixels wide?
+        raise ValueError(
+            f"{name} has shape {shape}: that looks like ONE image with {shape[2]} channels "
+            f"(H, W, C), not a stack of {shape[0]} images of {shape[1]}x{shape[2]} pixels. Pass "
+            f"{name}[np.newaxis] (shape {(1, *shape)}) or [{name}] for one image; if it really is a "
+            f"stack of images {shape[2]} pixel(s) wide, pass list({name})."
+        )
+    if len(spatial) == 3 and spatial[2] not in _CHANNELS:
+        if spatial[0] in _CHANNELS and min(spatial[1:]) >= _MIN_SIDE:
+            axis, fix = (1, f"np.moveaxis({name}, 1, -1)") if stack else (0, f"np.moveaxis({name}, 0, -1)")
+            raise ValueError(
+                f"{name} has shape {shape}: channels first ({'n, ' if stack else ''}C, H, W) with "
+                f"C={spatial[0]} in axis {axis}? skcxr takes channels last: pass {fix}."
+            )
+        raise ValueError(
+            f"{_EXPECTED}; {name} has {spatial[2]} channels in its last axis (shape {shape}), "
+            "expected 1, 3 or 4 (channels last)."
+        )
 
 
 def _check_files(paths):

@@ -51,6 +51,16 @@ def load_real_nih(seed: int = 0, test_size: float = 0.25):
     return p_tr, p_te, Y_tr, Y_te, g_tr, g_te, parts[0].target_names
 
 
+def source_of(paths) -> np.ndarray:
+    """The data set (``"nih"`` or ``"nih-64"``) each image path comes from: its folder under SHARED_DATA.
+
+    Read from the path alone (the first folder below ``SHARED_DATA``), so a model
+    that uses it learns nothing from the pixels.
+    """
+    root = SHARED_DATA.resolve()
+    return np.asarray([Path(p).resolve().relative_to(root).parts[0] for p in np.ravel(paths)], dtype=object)
+
+
 def write_markdown(name: str, text: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name

@@ -55,3 +55,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def device_close() -> dict:
+    """``assert_allclose`` tolerances for float32 network outputs computed by two code paths on the test device.
+
+    On the CPU, different batch sizes, BatchNorm folding or a 3- vs 1-channel first
+    convolution agree to rtol 1e-4, atol 1e-5. On CUDA, cuDNN picks convolution algorithms per
+    batch shape and uses TF32 (10-bit mantissa) by default, so the same network
+    differs at the 1e-3 level between two such paths (2e-3 measured on an H200):
+    1e-2 there. Equality is still demanded where both sides compute the same way
+    on the same device (cached vs uncached, pickled vs original).
+    """
+    from skcxr._torch import resolve_device
+
+    if resolve_device("auto").type == "cuda":
+        return {"rtol": 1e-2, "atol": 1e-2}
+    return {"rtol": 1e-4, "atol": 1e-5}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skcxr.datasets import FINDINGS, chestxray14, load_bboxes, load_chestxray14, read_image
+from skcxr.datasets import FINDINGS, chestxray14, findings_to_Y, load_bboxes, load_chestxray14, read_image
 
 HEADER = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
           "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]")
@@ -161,6 +161,50 @@ def test_unknown_finding_names_row_and_count(tmp_path, nih_root):
     root, names = _make_root(tmp_path, nih_root, edit=typo)
     with pytest.raises(ValueError, match=rf"line 3 \({names[1]}\).*'Pneumonitis'.*and 1 more"):
         load_chestxray14(root)
+
+
+# --- findings_to_Y: the public helper load_chestxray14 uses ------------------------------------
+
+
+def test_findings_to_Y_known_answer():
+    Y = findings_to_Y(["Effusion|Mass", "No Finding", "Hernia", " Atelectasis | Hernia "])
+    assert Y.dtype == np.uint8 and Y.shape == (4, 14)
+    assert [[FINDINGS[j] for j in np.flatnonzero(y)] for y in Y] == [
+        ["Effusion", "Mass"], [], ["Hernia"], ["Atelectasis", "Hernia"]]
+
+
+def test_findings_to_Y_lists_series_and_own_names():
+    import pandas as pd
+
+    np.testing.assert_array_equal(findings_to_Y([["Mass", "Effusion"], [], ("Hernia",)]),
+                                  findings_to_Y(pd.Series(["Effusion|Mass", "No Finding", "Hernia"], index=[7, 3, 5])))
+    np.testing.assert_array_equal(findings_to_Y(["b|a", "No Finding", "c"], target_names=["a", "b", "c"]),
+                                  [[1, 1, 0], [0, 0, 0], [0, 0, 1]])
+    assert findings_to_Y([], target_names=["a"]).shape == (0, 1)
+
+
+@pytest.mark.parametrize(
+    "labels, kwargs, match",
+    [
+        (["Effusion|Tumour", "Mass", "Pneumonitis"], {}, r"\['Pneumonitis', 'Tumour'\].*labels\[0\] = 'Effusion\|Tumour'; 2 entries"),
+        (["effusion"], {}, r"Unknown finding name.*'effusion'.*'Effusion'"),
+        (["Mass", ""], {}, r"labels\[1\] = '' is an empty string.*No Finding"),
+        (["Mass", float("nan")], {}, r"labels\[1\] = nan is not a label string"),
+        ([["Mass", 3]], {}, r"not a label string or a list of names"),
+        ("Effusion|Mass", {}, r"single string.*\['Effusion\|Mass'\]"),
+        (["Mass"], {"target_names": ["Mass", "No Finding"]}, "not a column"),
+        (["Mass"], {"target_names": ["Mass", "Mass"]}, "duplicates"),
+        (["Mass"], {"target_names": "Mass"}, "sequence of names"),
+    ],
+)
+def test_findings_to_Y_refuses_with_names(labels, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        findings_to_Y(labels, **kwargs)
+
+
+def test_load_chestxray14_Y_is_findings_to_Y_of_the_label_column(nih64_root):
+    data = load_chestxray14(nih64_root)
+    np.testing.assert_array_equal(data.Y, findings_to_Y(data.frame["findings"]))
 
 
 def test_bad_age_and_missing_column(tmp_path, nih_root):

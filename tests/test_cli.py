@@ -1,44 +1,251 @@
-"""The ``skcxr`` command as a user runs it."""
+"""The ``skcxr`` command as a user runs it: results, output files, one-line errors, Ctrl-C."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pandas as pd
+import pytest
+from PIL import Image
 
+from skcxr import cli, evaluation
 from skcxr.cli import main
+from skcxr.datasets import make_phantoms
+
+TABLE_COLUMNS = ["Macro-AUC", "AUC low", "AUC high", "ΔAUC", "ΔAUC low", "ΔAUC high", "Micro-F1", "Macro-F1",
+                 "Hamming loss", "Micro-F1 (tuned)", "Macro-F1 (tuned)", "Hamming loss (tuned)", "Seconds",
+                 "Thresholds"]
 
 
-def test_demo_prints_the_results_table(capsys, tmp_path):
-    assert main(["demo", "--n-images", "120", "--size", "64", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "| Model" in out and "Macro-AUC" in out and "Hybrid MLP" in out
-    results = json.loads((tmp_path / "results.json").read_text())["results"]
-    assert set(results) == {"Logistic regression (LBP+HOG)", "Hybrid MLP (LBP+HOG+ResNet18)"}
-    assert all(0 <= r["Macro-AUC"] <= 1 for r in results.values())
+def _strict_json(path):
+    def refuse(constant):
+        raise ValueError(f"{path} holds {constant}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("skcxr: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def _phantom_folder(root, n=48, size=32, seed=0, first_patient=1):
+    """A ChestX-ray14-like folder (label file + images/) holding phantoms, two images per patient."""
+    data = make_phantoms(n, size=size, random_state=seed)
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for i, (image, y) in enumerate(zip(data.images, data.Y)):
+        name = f"{seed:03d}{i:05d}_000.png"
+        Image.fromarray(image).save(root / "images" / name)
+        labels = "|".join(t for t, v in zip(data.target_names, y) if v) or "No Finding"
+        rows.append([name, labels, 0, first_patient + i // 2, 50, "M", "PA"])
+    pd.DataFrame(rows, columns=["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age",
+                                "Patient Gender", "View Position"]).to_csv(root / "Data_Entry_2017.csv", index=False)
+    return root
+
+
+# --- whole runs ----------------------------------------------------------------------------
+
+
+def test_demo_reports_tuned_thresholds_intervals_and_writes_files(capsys, tmp_path):
+    out = tmp_path / "out"
+    assert main(["demo", "--n-images", "60", "--size", "32", "--n-boot", "200", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Macro-AUC [CI]" in printed and "ΔAUC [CI]" in printed and "Macro-F1 (tuned)" in printed
+    table = pd.read_csv(out / "results.csv", index_col=0)
+    assert list(table.columns) == TABLE_COLUMNS
+    assert list(table.index) == [cli.BASELINE, cli.HYBRID]
+    assert table.loc[cli.BASELINE, "Thresholds"] == "3-fold CV"
+    assert table.loc[cli.HYBRID, "Thresholds"] == "model"  # the MLP's own, from its inner split
+    assert (table["AUC low"] <= table["Macro-AUC"]).all() and (table["Macro-AUC"] <= table["AUC high"]).all()
+    payload = _strict_json(out / "results.json")
+    results = payload["results"]
+    assert set(results) == {cli.BASELINE, cli.HYBRID}
+    assert results[cli.BASELINE]["ΔAUC"] is None  # NaN in the table, null in JSON
+    assert all(0 <= r["Macro-AUC"] <= 1 and len(r["thresholds"]) == 7 for r in results.values())
+    for name in results:
+        per_class = pd.read_csv(out / results[name]["per_class_file"], index_col=0)
+        assert {"AUC", "F1", "F1 (tuned)", "threshold (tuned)"} <= set(per_class.columns)
+    assert sorted(p.name for p in out.glob("per_class_*.csv")) == [
+        "per_class_hybrid-mlp-lbp-hog-resnet18.csv", "per_class_logistic-regression-lbp-hog.csv"]
+    assert not list(out.glob(".skcxr-write-test-*"))
+
+
+def test_run_on_two_folders_scores_each_source(tmp_path, capsys):
+    a = _phantom_folder(tmp_path / "site-a", n=40, seed=1, first_patient=1)
+    b = _phantom_folder(tmp_path / "site-b", n=40, seed=2, first_patient=1000)
+    out = tmp_path / "out"
+    assert main(["run", "--data", str(a), str(b), "--size", "16", "--n-boot", "100", "--n-jobs", "1",
+                 "--threshold-cv", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "patient-wise split" in printed and "Within source 'site-a'" in printed
+    by_source = pd.read_csv(out / "results_by_source.csv", index_col=[0, 1])
+    assert set(by_source.index.get_level_values("Source")) == {"site-a", "site-b"}
+    payload = _strict_json(out / "results.json")
+    assert payload["data"]["sources"] == {"site-a": 40, "site-b": 40}
+    assert set(payload["by_source"]) == {"site-a", "site-b"}
+    assert payload["results"][cli.BASELINE]["Thresholds"] == "none"  # --threshold-cv 0
 
 
 def test_run_on_a_chestxray14_folder(nih_root, tmp_path, capsys):
-    frame = pd.read_csv(nih_root / "Data_Entry_2017.csv").iloc[:40]
+    frame = pd.read_csv(nih_root / "Data_Entry_2017.csv").iloc[:48]
     (tmp_path / "images").mkdir()
     for name in frame["Image Index"]:
         os.symlink(nih_root / "images" / name, tmp_path / "images" / name)
     frame.to_csv(tmp_path / "Data_Entry_2017.csv", index=False)
     out = tmp_path / "out"
-    assert main(["run", "--data", str(tmp_path), "--size", "32", "--out", str(out)]) == 0
+    assert main(["run", "--data", str(tmp_path), "--size", "32", "--n-boot", "100", "--out", str(out)]) == 0
     assert "patient-wise split" in capsys.readouterr().out
     table = pd.read_csv(out / "results.csv", index_col=0)
-    assert list(table.columns[:4]) == ["Micro-F1", "Macro-F1", "Hamming loss", "Macro-AUC"]
+    assert list(table.columns) == TABLE_COLUMNS
+    _strict_json(out / "results.json")
+
+
+# --- arguments are checked before any work ----------------------------------------------------
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if anything heavy starts."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("heavy work started before the arguments were checked")
+
+    monkeypatch.setattr("skcxr.datasets.make_phantoms", refuse)
+    monkeypatch.setattr("skcxr.datasets.load_chestxray14", refuse)
+    monkeypatch.setattr(evaluation, "holdout_report", refuse)
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["demo", "--size", "8"], "--size"),
+        (["demo", "--size", "big"], "--size"),
+        (["demo", "--test-size", "1"], "--test-size"),
+        (["demo", "--test-size", "0"], "--test-size"),
+        (["demo", "--n-jobs", "0"], "--n-jobs"),
+        (["demo", "--n-images", "5"], "--n-images"),
+        (["demo", "--n-boot", "0"], "--n-boot"),
+        (["demo", "--threshold-cv", "1"], "--threshold-cv"),
+        (["run"], "--data"),
+        (["run", "--data", "{tmp}/nowhere"], "nowhere"),
+        (["run", "--data", "{tmp}/empty"], "no label file"),
+        (["run", "--data", "{tmp}/file.txt"], "not a folder"),
+        (["demo", "--out", "{tmp}/file.txt/results"], "--out"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_any_work(argv, named, tmp_path, capsys, no_work):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 1
+    assert named in _one_error_line(capsys.readouterr().err)
+
+
+def test_unwritable_out_is_refused_before_loading(tmp_path, capsys, no_work, monkeypatch):
+    data = _phantom_folder(tmp_path / "data", n=40)
+    out = tmp_path / "out"
+    real_mkdir = type(out).mkdir
+
+    def deny(self, *args, **kwargs):
+        if self == out:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(out), "mkdir", deny)
+    assert main(["run", "--data", str(data), "--out", str(out)]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--out" in line and "Permission denied" in line
 
 
 def test_wrong_path_is_one_line_of_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "skcxr.cli", "run", "--data", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "skcxr.cli", "run", "--data", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True)
     assert proc.returncode == 1
-    assert proc.stderr.strip().count("\n") == 0 and "nowhere" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "nowhere" in _one_error_line(proc.stderr)
 
 
 def test_help_names_the_commands():
     proc = subprocess.run([sys.executable, "-m", "skcxr.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "demo" in proc.stdout and "run" in proc.stdout
+
+
+# --- errors during the work --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error, named",
+    [
+        (FileNotFoundError("Image file not found: '/data/images/x.png'."), "x.png"),
+        (PermissionError(13, "Permission denied", "/data/images/locked.png"), "locked.png"),
+        (OSError(28, "No space left on device", "/out/results.csv"), "results.csv"),
+        (ValueError("Cannot read '/data/images/bad.png': corrupt or truncated image."), "bad.png"),
+        (IsADirectoryError("Expected an image file, got the directory '/data/images/sub'."), "sub"),
+    ],
+)
+def test_errors_during_the_run_are_one_line(error, named, tmp_path, capsys, monkeypatch):
+    data = _phantom_folder(tmp_path / "data", n=40)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(evaluation, "holdout_report", fail)
+    assert main(["run", "--data", str(data)]) == 1
+    assert named in _one_error_line(capsys.readouterr().err)
+
+
+def test_decompression_bomb_names_the_image(tmp_path, capsys, monkeypatch):
+    data = _phantom_folder(tmp_path / "data", n=40)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # every 32x32 phantom is now "too large"
+    assert main(["run", "--data", str(data), "--size", "16", "--n-jobs", "1"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "decompression bomb" in line and ".png" in line and str(data) in line
+
+
+def test_missing_images_are_a_one_line_warning(tmp_path, capsys, monkeypatch):
+    data = _phantom_folder(tmp_path / "data", n=42)
+    (data / "images" / sorted(os.listdir(data / "images"))[0]).unlink()
+    monkeypatch.setattr(evaluation, "holdout_report", lambda *a, **k: (_ for _ in ()).throw(ValueError("stop")))
+    assert main(["run", "--data", str(data)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("skcxr: warning: Dropped 1 of 42 rows") and err[1] == "skcxr: error: stop"
+
+
+def test_keyboard_interrupt_is_one_line_and_status_130(tmp_path, capsys, monkeypatch):
+    data = _phantom_folder(tmp_path / "data", n=40)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation, "holdout_report", interrupt)
+    assert main(["run", "--data", str(data)]) == 130
+    assert capsys.readouterr().err == "skcxr: interrupted\n"
+
+
+def test_ctrl_c_on_the_command(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "skcxr.cli", "demo", "--n-images", "200", "--size", "64", "--n-jobs", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("Phantoms:")  # training starts now
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "skcxr: interrupted" and "Traceback" not in err
+
+
+def test_slugs_are_file_names_and_unique():
+    slugs = cli._slugs(["Logistic regression (LBP+HOG)", "logistic regression: LBP/HOG", "Ünïcode!"])
+    assert slugs["Logistic regression (LBP+HOG)"] == "logistic-regression-lbp-hog"
+    assert slugs["logistic regression: LBP/HOG"] == "logistic-regression-lbp-hog-2"
+    assert all(s and "/" not in s for s in slugs.values())
+    assert np.all([s == s.lower() for s in slugs.values()])

@@ -14,14 +14,11 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from skcxr.datasets.phantoms import make_phantoms
-from skcxr.features.deep import (
-    DEFAULT_AUGMENT,
-    ResNet18Classifier,
-    ResNetEmbedder,
-    _augment,
-    cached_fine_tune_resnet,
-    load_resnet18_weights,
-)
+from skcxr import neural
+from skcxr.features import deep
+from skcxr.features.deep import ResNetEmbedder
+from skcxr.neural import cached_fine_tune_resnet
+from skcxr.nn import DEFAULT_AUGMENT, ResNet18Classifier, augment, load_resnet18_weights
 from skcxr.preprocessing import CXRPreprocessor
 
 SIZE = 32
@@ -48,7 +45,7 @@ def _random_stack(n=4, size=SIZE, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (n, size, size)).astype(np.float32)
 
 
-def test_three_channel_file_sums_rgb_kernels(tmp_path):
+def test_three_channel_file_sums_rgb_kernels(tmp_path, device_close):
     torch.manual_seed(0)
     rgb = torchvision.models.resnet18(weights=None)
     path = tmp_path / "resnet18_rgb.pth"
@@ -64,7 +61,7 @@ def test_three_channel_file_sums_rgb_kernels(tmp_path):
     rgb.fc = torch.nn.Identity()
     with torch.no_grad():
         reference = rgb.eval()(torch.from_numpy(X).unsqueeze(1).repeat(1, 3, 1, 1)).numpy()
-    np.testing.assert_allclose(emb.transform(X), reference, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(emb.transform(X), reference, **device_close)
 
 
 def test_one_channel_file_round_trip_with_and_without_head(tmp_path):
@@ -75,7 +72,9 @@ def test_one_channel_file_round_trip_with_and_without_head(tmp_path):
     with_fc = tmp_path / "with_fc.pt"
     torch.save({**emb.model_.state_dict(), "fc.weight": torch.zeros(14, 512), "fc.bias": torch.zeros(14)}, with_fc)
     classifier = tmp_path / "classifier.pt"
-    torch.save(ResNet18Classifier(3, backbone=emb.model_).state_dict(), classifier)
+    net = ResNet18Classifier(3)
+    net.backbone.load_state_dict(emb.model_.state_dict())
+    torch.save(net.state_dict(), classifier)
     for path in (bare, with_fc, classifier):
         again = ResNetEmbedder(weights=path, image_size=SIZE, random_state=2).fit(X)
         np.testing.assert_array_equal(again.transform(X), emb.transform(X))
@@ -113,19 +112,19 @@ def test_torchvision_name_offline_says_to_pass_a_local_file(monkeypatch, tmp_pat
         ResNetEmbedder(weights="IMAGENET1K_V1").fit(_random_stack())
 
 
-def test_transform_shape_dtype_determinism_and_names():
+def test_transform_shape_dtype_determinism_and_names(device_close):
     X = _random_stack(5)
     emb = ResNetEmbedder(image_size=SIZE, batch_size=2, random_state=0).fit(X)
     Z = emb.transform(X)
     assert Z.shape == (5, 512) and Z.dtype == np.float32
     np.testing.assert_array_equal(emb.transform(X), Z)
     np.testing.assert_array_equal(ResNetEmbedder(image_size=SIZE, batch_size=2, random_state=0).fit(X).transform(X), Z)
-    np.testing.assert_allclose(emb.set_params(batch_size=5).transform(X), Z, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(emb.set_params(batch_size=5).transform(X), Z, **device_close)
     assert not np.allclose(ResNetEmbedder(image_size=SIZE, random_state=1).fit(X).transform(X), Z)
     # BatchNorm folding is exact: the unfused backbone gives the same features.
     with torch.no_grad():
         unfused = emb.model_.eval()(torch.from_numpy(X).unsqueeze(1)).numpy()
-    np.testing.assert_allclose(Z, unfused, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(Z, unfused, **device_close)
 
     assert list(emb.get_feature_names_out()[[0, -1]]) == ["resnet_0", "resnet_511"]
     frame = emb.set_output(transform="pandas").transform(X)
@@ -169,31 +168,48 @@ def test_layer4_fine_tuning_keeps_frozen_weights_and_bn_buffers(tmp_path, phanto
     assert not torch.equal(after["layer4.1.bn2.running_mean"], start["layer4.1.bn2.running_mean"])
 
 
-def test_memory_caches_fine_tuning_shared_and_keyed_on_params(tmp_path, phantoms):
+def test_memory_caches_fine_tuning_shared_and_keyed_on_params(tmp_path, phantoms, monkeypatch):
+    calls = {"fine_tune": 0, "embed": 0}
+    fit, forward = neural.ResNetFineTuner.fit, deep.forward
+
+    def counting_fit(self, *args, **kwargs):
+        calls["fine_tune"] += 1
+        return fit(self, *args, **kwargs)
+
+    def counting_forward(*args, **kwargs):
+        calls["embed"] += 1
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(neural.ResNetFineTuner, "fit", counting_fit)
+    monkeypatch.setattr(deep, "forward", counting_forward)
     X, Y = phantoms[0][:24], phantoms[1][:24]
     params = dict(image_size=SIZE, fine_tune="layer4", epochs=1, batch_size=16, random_state=0, memory=str(tmp_path))
     first = ResNetEmbedder(**params).fit(X, Y)
-    # Same data and parameters, another device spelling: read from the cache (same recorded wall time).
+    assert calls["fine_tune"] == 1
+    # Same data and parameters, another device spelling: read from the cache, not trained again.
     again = ResNetEmbedder(**{**params, "device": "cpu"}).fit(X, Y)
-    assert again.history_ == first.history_
-    # Embeddings are cached too, and equal the uncached ones.
+    assert calls["fine_tune"] == 1 and again.history_ == first.history_
+    # Embeddings are cached too (computed once), and equal the uncached ones on the same device.
     cached = again.transform(X)
-    assert list(tmp_path.rglob("embed_resnet"))
     np.testing.assert_array_equal(again.transform(X), cached)
+    assert calls["embed"] == 1
     uncached = pickle.loads(pickle.dumps(first)).set_params(memory=None)
     np.testing.assert_array_equal(uncached.transform(X), cached)
     # Another caller of the shared function gets the same network without training.
     state, history = cached_fine_tune_resnet(
         str(tmp_path), X, Y, weights=None, fine_tune="layer4", epochs=1, lr=1e-4, batch_size=16,
-        augment=True, random_state=0, device="cpu", verbose=0,
+        augment=True, patience=3, random_state=0, device="cpu", verbose=0,
     )  # fmt: skip
-    assert history == first.history_
+    assert calls["fine_tune"] == 1 and history == first.history_
     assert torch.equal(state["head.weight"], first.head_.weight)
-    # Changed parameters or data train again.
-    other_lr = ResNetEmbedder(**{**params, "lr": 1e-3}).fit(X, Y)
-    assert other_lr.history_[0]["seconds"] != first.history_[0]["seconds"]
-    other_data = ResNetEmbedder(**params).fit(X[:20], Y[:20])
-    assert other_data.history_[0]["seconds"] != first.history_[0]["seconds"]
+    # Changed parameters or data train again; so does an unseeded fit, every time.
+    ResNetEmbedder(**{**params, "lr": 1e-3}).fit(X, Y)
+    assert calls["fine_tune"] == 2
+    ResNetEmbedder(**params).fit(X[:20], Y[:20])
+    assert calls["fine_tune"] == 3
+    ResNetEmbedder(**{**params, "random_state": None}).fit(X, Y)
+    ResNetEmbedder(**{**params, "random_state": None}).fit(X, Y)
+    assert calls["fine_tune"] == 5
 
 
 def test_pickle_and_joblib_round_trip(tuned, phantoms, tmp_path):
@@ -259,12 +275,38 @@ def test_clone_keeps_params_and_drops_fit(tuned):
 
 def test_augmentation_is_seeded_bounded_and_not_a_flip():
     x = torch.linspace(-1, 1, SIZE).repeat(4, 1, SIZE, 1)  # left-to-right ramp
-    a = _augment(x, torch.Generator().manual_seed(0), **DEFAULT_AUGMENT)
-    b = _augment(x, torch.Generator().manual_seed(0), **DEFAULT_AUGMENT)
+    a = augment(x, torch.Generator().manual_seed(0), **DEFAULT_AUGMENT)
+    b = augment(x, torch.Generator().manual_seed(0), **DEFAULT_AUGMENT)
     assert torch.equal(a, b) and a.shape == x.shape
     assert a.min() >= -1 and a.max() <= 1
     assert not torch.equal(a[0], a[1])  # a different draw per image
     left, right = a[..., : SIZE // 4].mean(dim=(1, 2, 3)), a[..., -SIZE // 4 :].mean(dim=(1, 2, 3))
     assert (left < right).all()  # never mirrored
-    flipped = _augment(x, torch.Generator().manual_seed(0), **{**DEFAULT_AUGMENT, "hflip": True})
+    flipped = augment(x, torch.Generator().manual_seed(0), **{**DEFAULT_AUGMENT, "hflip": True})
     assert (flipped[..., : SIZE // 4].mean(dim=(1, 2, 3)) > flipped[..., -SIZE // 4 :].mean(dim=(1, 2, 3))).any()
+
+
+def test_cross_fitting_embeds_each_patient_with_a_network_that_never_saw_it(phantoms, monkeypatch):
+    X, Y = phantoms[0][:36], phantoms[1][:36]
+    patients = np.arange(36) // 3
+    trained_on = []
+    fit = neural.ResNetFineTuner.fit
+
+    def recording_fit(self, images, Y, groups=None, **kwargs):
+        trained_on.append(set(groups))
+        return fit(self, images, Y, groups=groups, **kwargs)
+
+    monkeypatch.setattr(neural.ResNetFineTuner, "fit", recording_fit)
+    emb = ResNetEmbedder(image_size=SIZE, fine_tune="all", epochs=1, batch_size=16, cv=3, random_state=0)
+    crossed = emb.fit_transform(X, Y, groups=patients)
+    assert len(trained_on) == 4 and trained_on[0] == set(patients)  # the full fit, then one per fold
+    folds = [set(patients) - seen for seen in trained_on[1:]]
+    assert sorted(p for fold in folds for p in fold) == sorted(set(patients))  # every patient held out once
+    # each held-out fold is embedded by its fold's network, so it differs from the full network's features
+    full = emb.transform(X)
+    for fold in folds:
+        rows = np.isin(patients, list(fold))
+        assert not np.allclose(crossed[rows], full[rows])
+    # without cv, fit_transform is fit().transform()
+    plain = ResNetEmbedder(image_size=SIZE, fine_tune="all", epochs=1, batch_size=16, random_state=0)
+    np.testing.assert_array_equal(plain.fit_transform(X, Y, groups=patients), full)

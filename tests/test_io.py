@@ -224,3 +224,24 @@ def test_missing_file_names_the_path(tmp_path):
 
 def test_docstring_examples():
     assert doctest.testmod(skio, raise_on_error=False).failed == 0
+
+
+# --- errors the command line reports as one line: they must reach it with their own type ----------
+
+
+def test_decompression_bomb_is_pillows_error_not_a_corrupt_file(tmp_path, monkeypatch):
+    path = _save(tmp_path, Image.fromarray(np.zeros((32, 32), np.uint8)), "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1024 pixels > 2 * 100: refused by Pillow
+    with pytest.raises(Image.DecompressionBombError):
+        read_image(path)
+
+
+def test_permission_error_passes_through(tmp_path, monkeypatch):
+    path = _save(tmp_path, Image.fromarray(np.zeros((4, 4), np.uint8)), "locked.png")
+
+    def deny(fp, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(fp))
+
+    monkeypatch.setattr(Image, "open", deny)
+    with pytest.raises(PermissionError, match="locked.png"):
+        read_image(path)

@@ -262,3 +262,65 @@ def test_get_scorer_names_and_fallback():
     assert get_scorer("f1_samples") is not None  # scikit-learn's own
     with pytest.raises(ValueError):
         get_scorer("no_such_metric")
+
+
+# --- the target contract: Y is a 2-D 0/1 indicator matrix everywhere ----------------------------
+# skcxr._validation.check_multilabel_Y is the one check; these go through the public functions.
+
+HOW_TO = r"findings_to_Y.*MultiLabelBinarizer"
+
+
+@pytest.mark.parametrize(
+    "Y, match",
+    [
+        (np.array(["Effusion|Mass", "No Finding", "Mass"]), rf"label strings such as 'Effusion\|Mass'.*{HOW_TO}"),
+        ([["Effusion", "Mass"], ["Mass"], []], rf"ragged.*{HOW_TO}"),
+        ([["Effusion", "Mass"], ["Mass", "Nodule"], ["Hernia", "Mass"]], rf"label strings.*{HOW_TO}"),
+        (pd.Series(["Mass", "Nodule", "Mass"]).to_numpy(dtype=object), rf"label names such as 'Mass'.*{HOW_TO}"),
+        ("Mass", rf"the string 'Mass'.*{HOW_TO}"),
+        (np.array([[1, -1], [-1, 1], [1, 1]]), rf"-1/1 \(±1\).*\(Y > 0\).astype.*{HOW_TO}"),
+        (np.array([[0, 2], [1, 0], [0, 1]]), rf"only 0 and 1.*got also 2.*{HOW_TO}"),
+        (np.array([[0.0, 0.5], [1, 0], [0, 1]]), rf"got also 0.5.*{HOW_TO}"),
+        (np.array([[0, np.nan], [1, 0], [0, 1]]), rf"got also nan.*{HOW_TO}"),
+        (np.array([0, 1, 1]), rf"shape \(3,\).*1-D target.*Y\[:, np.newaxis\].*{HOW_TO}"),
+        (np.zeros((3, 2, 2)), rf"shape \(3, 2, 2\).*{HOW_TO}"),
+    ],
+)
+def test_targets_other_than_a_01_matrix_are_refused_with_how_to_build_one(Y, match):
+    from skcxr.model_selection import train_test_split_by_patient
+
+    with pytest.raises(ValueError, match=match):
+        multilabel_report(Y, np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=match):
+        train_test_split_by_patient(np.arange(3), groups=[1, 2, 3], stratify=Y)
+
+
+@pytest.mark.parametrize(
+    "Y",
+    [
+        np.array([[1, 0], [0, 1], [1, 1]]),
+        np.array([[True, False], [False, True], [True, True]]),
+        np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+        pd.DataFrame({"Mass": [1, 0, 1], "Nodule": [0, 1, 1]}),
+        [[1, 0], [0, 1], [1, 1]],
+        np.array([[1, 0], [0, 1], [1, 1]], dtype=object),
+    ],
+)
+def test_every_01_matrix_form_is_accepted(Y):
+    from scipy import sparse
+
+    P = np.array([[0.9, 0.2], [0.1, 0.8], [0.7, 0.6]])
+    assert multilabel_report(Y, P).macro_auc == 1.0
+    if isinstance(Y, np.ndarray) and Y.dtype != object:
+        assert multilabel_report(sparse.csr_matrix(Y), P).macro_auc == 1.0
+
+
+def test_the_helpers_the_message_names_build_an_accepted_matrix():
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    from skcxr.datasets import findings_to_Y
+
+    Y = findings_to_Y(["Effusion|Mass", "No Finding", "Mass"])
+    assert multilabel_report(Y, np.zeros(Y.shape)).per_class.shape[0] == 14
+    Y = MultiLabelBinarizer().fit_transform([["Effusion", "Mass"], [], ["Mass"]])
+    assert multilabel_report(Y, np.zeros(Y.shape)).per_class.shape[0] == 2

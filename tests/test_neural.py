@@ -3,6 +3,7 @@
 import copy
 import os
 import pickle
+import signal
 import warnings
 
 import joblib
@@ -14,14 +15,15 @@ from sklearn.base import clone
 from sklearn.datasets import make_multilabel_classification
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import Callback
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from skcxr._torch import resolve_device
 from skcxr.metrics import get_scorer, tune_thresholds
+from skcxr.nn import MAX_POS_WEIGHT
 from skcxr.neural import (
-    MAX_POS_WEIGHT,
     MLP,
     DeeperMLP,
     MultilabelNeuralNetClassifier,
@@ -107,16 +109,16 @@ def test_input_size_inferred_and_module_params(data, fitted):
 
 
 def test_thresholds(data, fitted):
-    X, _ = data
+    X, Y = data
     fitted = copy.deepcopy(fitted)
     proba = fitted.predict_proba(X)
-    assert np.array_equal(fitted.predict(X), (proba >= 0.5).astype(np.uint8))
+    assert np.array_equal(fitted.predict(X), (proba >= 0.5))
     fitted.set_params(threshold=0.3)
     assert np.array_equal(fitted.predict(X), proba >= 0.3)
     per_class = np.array([0.0, 0.5, 0.7, 1.01])
     fitted.set_params(threshold=per_class)
     pred = fitted.predict(X)
-    assert pred.dtype == np.uint8 and pred.shape == (len(X), N_LABELS)
+    assert pred.dtype == Y.dtype and pred.shape == (len(X), N_LABELS)  # predict keeps Y's dtype
     assert pred[:, 0].all() and not pred[:, 3].any()
     assert np.array_equal(pred, proba >= per_class)
 
@@ -300,7 +302,7 @@ def test_valid_split_is_stratified():
     np.testing.assert_allclose(Y[valid.indices].sum(0), 0.2 * Y.sum(0), atol=1.01)
     one_label = MultilabelValidSplit(0.25, random_state=0)(Dataset(X, Y[:, :1]), Y[:, :1])[1]
     assert Y[one_label.indices, 0].sum() == pytest.approx(0.25 * Y[:, 0].sum(), abs=1)
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="Cannot split 1 distinct groups"):
         MultilabelValidSplit(0.2)(Dataset(X[:1], Y[:1]), Y[:1])
 
 
@@ -356,3 +358,100 @@ def test_partial_fit_continues_training(data):
     assert len(clf.history) == 4 and not torch.equal(weights, clf.module_.layers[0].weight)
     with pytest.raises(ValueError, match="labels"):
         clf.partial_fit(X[:100], Y[:100, :2])
+
+
+class CtrlC(Callback):
+    """Sends this process a SIGINT (what Ctrl-C does) at the end of epoch ``at``."""
+
+    def __init__(self, at=2):
+        self.at = at
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_during_fit_raises_while_early_stopping_does_not(data):
+    X, Y = data
+    with pytest.raises(KeyboardInterrupt):
+        small(max_epochs=50, callbacks=[("ctrl_c", CtrlC(2))]).fit(X[:100], Y[:100])
+    with pytest.raises(KeyboardInterrupt):
+        small(max_epochs=50, callbacks=[("ctrl_c", CtrlC(2))]).partial_fit(X[:100], Y[:100])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    # EarlyStopping stops skorch with a KeyboardInterrupt of its own: that is no Ctrl-C
+    stopped = small(max_epochs=200, patience=1, lr=0.1).fit(X[:100], Y[:100])
+    assert len(stopped.history) < 200
+
+
+class TupleMLP(MLP):
+    """An MLP that returns (logits, features), as attention models do."""
+
+    def forward(self, X):
+        return self.layers(X), X
+
+
+def test_tuple_outputs_and_predict_nonlinearity(data):
+    X, Y = data
+    clf = small(module=TupleMLP, threshold="tuned").fit(X[:200], Y[:200])
+    proba = clf.predict_proba(X[200:])
+    assert proba.shape == (100, N_LABELS) and proba.dtype == np.float32
+    assert ((proba >= 0) & (proba <= 1)).all() and clf.tuned_thresholds_.shape == (N_LABELS,)
+    logits = clf.set_params(predict_nonlinearity=None).predict_proba(X[200:])
+    np.testing.assert_allclose(torch.sigmoid(torch.from_numpy(logits)).numpy(), proba, rtol=1e-5)
+    with pytest.raises(ValueError, match="predict_nonlinearity"):
+        small(predict_nonlinearity="softmax").fit(X[:50], Y[:50])
+
+
+# scikit-learn's generic checks, with the failures that come from design declared and explained.
+_ONLY_2D_Y = ("feeds a 1-D, multiclass (0/1/2), string or continuous target; a multi-label-only classifier "
+              "refuses anything but a 2-D 0/1 Y by design (the same property is tested with a 2-D Y in "
+              "test_generic_properties_with_a_multilabel_target)")
+_EXPECTED_FAILURES = {
+    "check_no_attributes_set_in_init": "skorch's NeuralNet.__init__ sets history_, initialized_ and "
+                                       "virtual_params_ and stores module__* as attributes",
+    "check_do_not_raise_errors_in_init_or_set_params": "skorch's set_params interprets callbacks and "
+                                                       "prefixed parameters on assignment",
+    "check_set_params": "skorch's set_params re-initialises the components it changes",
+    **{name: _ONLY_2D_Y for name in (
+        "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
+        "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+        "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_dtype_object",
+        "check_f_contiguous_array_estimator", "check_classifier_data_not_an_array", "check_classifiers_one_label",
+        "check_classifiers_one_label_sample_weights", "check_classifiers_classes",
+        "check_estimators_partial_fit_n_features", "check_classifiers_train", "check_classifiers_regression_target",
+        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_fit2d_1feature",
+        "check_dict_unchanged", "check_fit2d_predict1d")},
+}
+
+
+@parametrize_with_checks(
+    [MultilabelNeuralNetClassifier(max_epochs=3, module__hidden=(8,), random_state=0)],
+    expected_failed_checks=lambda est: _EXPECTED_FAILURES,
+)
+def test_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+def test_generic_properties_with_a_multilabel_target(data, tmp_path):
+    X, Y = data
+    X, Y = X[:120].astype(np.float64), Y[:120]
+    clf = small(max_epochs=3)
+    assert clf.fit(X, Y) is clf and clf.n_features_in_ == X.shape[1]
+    before = copy.deepcopy(clf.__dict__["module__hidden"]), clf.get_params()["lr"]
+    proba = clf.predict_proba(X)
+    assert (copy.deepcopy(clf.__dict__["module__hidden"]), clf.get_params()["lr"]) == before
+    # order and subsets of the samples do not change a sample's prediction
+    order = np.random.default_rng(0).permutation(len(X))
+    np.testing.assert_allclose(clf.predict_proba(X[order]), proba[order], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(clf.predict_proba(X[:7]), proba[:7], rtol=1e-5, atol=1e-6)
+    # read-only memmapped and Fortran-ordered inputs, other float dtypes
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    memmapped = np.load(path, mmap_mode="r")
+    np.testing.assert_array_equal(small(max_epochs=3).fit(memmapped, Y).predict_proba(memmapped), proba)
+    np.testing.assert_array_equal(clf.predict_proba(np.asfortranarray(X)), proba)
+    assert clf.predict_proba(X.astype(np.float32)).dtype == np.float32
+    with pytest.raises(ValueError, match="features"):
+        clf.predict_proba(X[:, :5])
+    with pytest.raises(ValueError, match="requires y"):
+        small().fit(X, None)

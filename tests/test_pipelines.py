@@ -1,5 +1,6 @@
 """The ready-made pipelines end to end: phantoms and real NIH paths, swapping, grids, pickling."""
 
+import collections
 import pickle
 
 import numpy as np
@@ -9,12 +10,14 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.linear_model import LogisticRegression
 
+from skcxr._cache import ContentMemory
 from skcxr.datasets import load_chestxray14, make_phantoms
 from skcxr.features import ResNetEmbedder
 from skcxr.metrics import SCORERS, multilabel_report
 from skcxr.model_selection import MultilabelStratifiedGroupKFold
 from skcxr.neural import MLP, DeeperMLP
 from skcxr.pipelines import make_classical_pipeline, make_hybrid_pipeline, make_logistic_regression
+from skcxr.preprocessing import CXRPreprocessor
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +56,33 @@ def test_hybrid_pipeline_fits_and_round_trips(phantoms, tmp_path):
     assert pipe.named_steps["features"].get_feature_names_out()[-1] == "cnn__resnet_511"
 
 
-def test_grid_over_dropout_and_classifier_reuses_cached_features(phantoms, tmp_path):
+FITS = collections.Counter()  # module level: survives joblib pickling the estimators
+
+
+def _counting(cls, monkeypatch):
+    """Count how often ``cls`` is fitted: calls of fit or fit_transform, not the one inside the other."""
+    depth = [0]
+
+    def wrap(method):
+        def counted(self, *args, **kwargs):
+            FITS[cls.__name__] += depth[0] == 0
+            depth[0] += 1
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        return counted
+
+    for name in ("fit", "fit_transform"):
+        monkeypatch.setattr(cls, name, wrap(getattr(cls, name)))
+
+
+def test_grid_over_dropout_and_classifier_reuses_cached_features(phantoms, tmp_path, monkeypatch):
     train, _ = phantoms
+    FITS.clear()
+    for cls in (CXRPreprocessor, ResNetEmbedder):
+        _counting(cls, monkeypatch)
     pipe = make_hybrid_pipeline(size=64, random_state=0, memory=str(tmp_path))
     pipe.set_params(clf__max_epochs=5)
     grid = [{"clf__module": [MLP, DeeperMLP], "clf__module__dropout": [0.1, 0.5]},
@@ -64,7 +92,18 @@ def test_grid_over_dropout_and_classifier_reuses_cached_features(phantoms, tmp_p
     search.fit(train.images, train.Y, groups=train.patient_ids)
     scores = search.cv_results_["mean_test_score"]
     assert len(scores) == 5 and np.isfinite(scores).all()
-    assert any(tmp_path.rglob("*.pkl")), "the pipeline's memory cached no step"
+    # 5 candidates x 2 folds + the refit = 11 pipeline fits, but only 3 training sets (2 folds + all):
+    # each step is fitted once per training set, the other 8 fits are served from the cache.
+    assert FITS == {"CXRPreprocessor": 3, "ResNetEmbedder": 3}, FITS
+
+
+def test_memory_is_content_keyed_and_one_layer(tmp_path):
+    hybrid = make_hybrid_pipeline(size=64, memory=str(tmp_path), random_state=0)
+    assert isinstance(hybrid.memory, ContentMemory) and hybrid.memory.location == str(tmp_path)
+    assert hybrid.named_steps["features"].transformer_list[-1][1].memory is None  # embeddings stored once
+    classical = make_classical_pipeline(size=64, memory=str(tmp_path))
+    assert isinstance(classical.memory, ContentMemory)
+    assert make_classical_pipeline(size=64).memory is None and make_hybrid_pipeline(size=64).memory is None
 
 
 def test_hybrid_pipeline_on_real_paths(nih_root):

@@ -210,6 +210,42 @@ def test_bad_X_raises_value_error(X, match):
 
 
 @pytest.mark.parametrize(
+    "X, match",
+    [
+        # One RGB/RGBA/gray-with-channel image where a stack (n, H, W) is expected.
+        (np.zeros((64, 48, 3)), r"ONE image with 3 channels.*X\[np.newaxis\] \(shape \(1, 64, 48, 3\)\)"),
+        (np.zeros((64, 64, 4), dtype=np.uint8), r"ONE image with 4 channels.*X\[np.newaxis\]"),
+        (np.zeros((32, 32, 1)), r"ONE image with 1 channels.*list\(X\)"),
+        # Channels first.
+        (np.zeros((2, 3, 32, 32)), r"channels first \(n, C, H, W\).*np.moveaxis\(X, 1, -1\)"),
+        (np.zeros((2, 1, 32, 32)), r"np.moveaxis\(X, 1, -1\)"),
+        ([np.zeros((3, 32, 32))], r"X\[0\].*channels first \(C, H, W\).*np.moveaxis\(X\[0\], 0, -1\)"),
+        # A last axis that is no channel axis.
+        (np.zeros((2, 32, 32, 7)), r"7 channels in its last axis.*expected 1, 3 or 4"),
+    ],
+)
+def test_ambiguous_layouts_are_refused_not_guessed(X, match):
+    with pytest.raises(ValueError, match=match):
+        CXRPreprocessor(size=16).fit(X)
+    with pytest.raises(ValueError, match=match):
+        CXRPreprocessor(size=16).transform(X)
+
+
+def test_what_the_layout_messages_suggest_works():
+    rgb = np.repeat(_ramp(64, 48)[:, :, None], 3, axis=2)
+    pre = CXRPreprocessor(size=16)
+    want = pre.transform(_ramp(64, 48)[None])
+    np.testing.assert_allclose(pre.transform(rgb[np.newaxis]), want, atol=1e-4)
+    np.testing.assert_allclose(pre.transform([rgb]), want, atol=1e-4)
+    channels_first = np.moveaxis(rgb[np.newaxis], -1, 1)  # (1, 3, 64, 48): refused as such
+    np.testing.assert_allclose(pre.transform(np.moveaxis(channels_first, 1, -1)), want, atol=1e-4)
+    # Unambiguous stacks keep working: 3 or 4 gray images, tiny images, channels last.
+    assert pre.transform(np.zeros((3, 64, 64))).shape == (3, 16, 16)
+    assert pre.transform(np.zeros((4, 40, 40, 4))).shape == (4, 16, 16)
+    assert pre.transform(np.zeros((5, 4, 4))).shape == (5, 16, 16)
+
+
+@pytest.mark.parametrize(
     "params, match",
     [
         ({"size": 4}, "size"),
@@ -227,9 +263,14 @@ def test_bad_X_raises_value_error(X, match):
         ({"batch_size": 0}, "batch_size"),
     ],
 )
-def test_bad_params_raise_at_fit(params, match):
+def test_bad_params_raise_at_fit_and_at_transform(params, match):
+    # scikit-learn's message names the parameter and the estimator; the transformer is stateless, so
+    # transform without fit validates too.
+    match = rf"'{match}' parameter of CXRPreprocessor"
     with pytest.raises(ValueError, match=match):
         CXRPreprocessor(**params).fit(GOOD)
+    with pytest.raises(ValueError, match=match):
+        CXRPreprocessor(**params).transform(GOOD)
 
 
 # --- scikit-learn API ------------------------------------------------------------

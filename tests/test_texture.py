@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from skimage.feature import hog, local_binary_pattern
+from sklearn import config_context
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline, make_union
+from sklearn.utils.metadata_routing import get_routing_for_object
 
-from skcxr.features import HOGFeatures, LBPFeatures
+from skcxr.features import HOGFeatures, LBPFeatures, texture
 from skcxr.preprocessing import CXRPreprocessor
 
 NIH_FILES = ["00000075_000.png", "00000574_000.png", "00002578_000.png", "00000679_000.png", "00000797_000.png"]
@@ -108,6 +110,21 @@ def test_hog_image_too_small():
         HOGFeatures(pixels_per_cell=(16, 16), cells_per_block=(3, 3)).fit(np.zeros((1, 40, 40)))
 
 
+# skcxr.features.texture guards its import of scikit-image's private kernel skimage.feature._hoghistogram;
+# without it HOGFeatures falls back to the public skimage.feature.hog.
+def test_hog_falls_back_to_public_skimage_hog(monkeypatch):
+    assert texture._hoghistogram is not None  # the fast path is the one normally taken
+    X = np.random.default_rng(0).uniform(-1, 1, (3, 48, 40)).astype(np.float32)
+    est = HOGFeatures(orientations=8, pixels_per_cell=(8, 8), cells_per_block=(2, 2)).fit(X)
+    fast = est.transform(X)
+    monkeypatch.setattr(texture, "_hoghistogram", None)  # a scikit-image without the private module
+    slow = est.transform(X)
+    assert slow.dtype == np.float32 and slow.shape == fast.shape
+    np.testing.assert_allclose(slow, fast, rtol=1e-5, atol=1e-6)
+    want = np.stack([hog(x, 8, (8, 8), (2, 2), block_norm="L2-Hys") for x in X])
+    np.testing.assert_allclose(slow, want, rtol=1e-6, atol=1e-7)
+
+
 # --- shared behaviour ----------------------------------------------------------------
 
 ESTIMATORS = [LBPFeatures(grid=(2, 2)), HOGFeatures(pixels_per_cell=(16, 16))]
@@ -183,19 +200,21 @@ def test_constant_image_gives_finite_features():
 @pytest.mark.parametrize(
     "est, match",
     [
-        (LBPFeatures(P=0), "P must"),
-        (LBPFeatures(P=8.0), "P must"),
-        (LBPFeatures(R=0), "R must"),
-        (LBPFeatures(method="var"), "method"),
-        (LBPFeatures(method="default", P=16), "bins per cell"),
-        (LBPFeatures(grid=(0, 4)), "grid"),
-        (LBPFeatures(grid=4), "grid"),
+        # scikit-learn's messages (constraints and the pair checks) name the parameter and the estimator.
+        (LBPFeatures(P=0), "'P' parameter of LBPFeatures"),
+        (LBPFeatures(P=8.0), "'P' parameter of LBPFeatures"),
+        (LBPFeatures(R=0), "'R' parameter of LBPFeatures"),
+        (LBPFeatures(method="var"), "'method' parameter of LBPFeatures"),
+        (LBPFeatures(grid=(0, 4)), "'grid' parameter of LBPFeatures"),
+        (LBPFeatures(grid=4), "'grid' parameter of LBPFeatures"),
+        (LBPFeatures(n_jobs=0), "'n_jobs' parameter of LBPFeatures"),
+        (HOGFeatures(orientations=0), "'orientations' parameter of HOGFeatures"),
+        (HOGFeatures(pixels_per_cell=(16,)), "'pixels_per_cell' parameter of HOGFeatures"),
+        (HOGFeatures(cells_per_block=(2, 0)), "'cells_per_block' parameter of HOGFeatures"),
+        (HOGFeatures(n_jobs=1.5), "'n_jobs' parameter of HOGFeatures"),
+        # Checks across parameters, or parameters against the images.
+        (LBPFeatures(method="default", P=16), "method='default' with P=16 gives 65536 bins per cell"),
         (LBPFeatures(grid=(100, 4)), "more cells than pixels"),
-        (LBPFeatures(n_jobs=0), "n_jobs"),
-        (HOGFeatures(orientations=0), "orientations"),
-        (HOGFeatures(pixels_per_cell=(16,)), "pixels_per_cell"),
-        (HOGFeatures(cells_per_block=(2, 0)), "cells_per_block"),
-        (HOGFeatures(n_jobs=1.5), "n_jobs"),
     ],
 )
 def test_bad_params_raise_at_fit(est, match):
@@ -213,3 +232,23 @@ def test_fit_returns_self_and_keeps_params(X, est):
     params = est.get_params()
     assert est.fit(X) is est
     assert est.get_params() == params
+
+
+# ``groups`` (patient ids) reaches every member of a FeatureUnion beside a ResNetEmbedder: the texture
+# transformers accept it and ignore it, and with metadata routing on they do not request it.
+@pytest.mark.parametrize("est", ESTIMATORS, ids=IDS)
+def test_fit_accepts_and_ignores_groups(X, est):
+    Y = np.array([[0, 1], [1, 0], [1, 1], [0, 0], [1, 0]])
+    groups = np.array([7, 7, 8, 9, 9])
+    want = clone(est).fit(X).transform(X)
+    fitted = clone(est)
+    assert fitted.fit(X, Y, groups=groups) is fitted
+    np.testing.assert_array_equal(fitted.transform(X), want)
+    np.testing.assert_array_equal(clone(est).fit(X, y=Y, groups=groups).transform(X), want)
+    # Metadata routing off: a FeatureUnion hands its fit parameters to every member.
+    np.testing.assert_array_equal(make_union(clone(est)).fit(X, Y, groups=groups).transform(X), want)
+    with config_context(enable_metadata_routing=True):
+        routing = get_routing_for_object(clone(est))
+        assert routing.consumes("fit", ["groups"]) == set()
+        # UNUSED, not merely unrequested: setting a request for it is refused.
+        assert not hasattr(clone(est), "set_fit_request")

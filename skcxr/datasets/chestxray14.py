@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
-__all__ = ["FINDINGS", "load_chestxray14", "load_bboxes"]
+__all__ = ["FINDINGS", "findings_to_Y", "load_chestxray14", "load_bboxes"]
 
 #: The 14 ChestX-ray14 findings, in NIH's order and spelling.
 FINDINGS = (
@@ -363,32 +363,140 @@ def _parse_age(frame: pd.DataFrame, csv: Path) -> pd.Series:
     return (number // unit).astype(np.int64)
 
 
-def _parse_findings(frame: pd.DataFrame, csv: Path) -> np.ndarray:
-    """(n, 14) uint8 from the '|'-separated labels; parsed once per distinct string."""
-    codes, uniques = pd.factorize(frame["findings"])
-    column = {name: j for j, name in enumerate(FINDINGS)}
-    table = np.zeros((len(uniques) + 1, len(FINDINGS)), dtype=np.uint8)  # last row: NaN
-    bad = {}
-    for u, text in enumerate(uniques):
-        for token in str(text).split("|"):
-            token = token.strip()
+def findings_to_Y(labels, target_names=FINDINGS) -> np.ndarray:
+    """Turn NIH "Finding Labels" strings into the 0/1 target matrix ``Y``.
+
+    Every skcxr estimator takes the disease target as a 2-D 0/1 indicator
+    matrix, one column per finding; this builds it from the labels as NIH
+    writes them. ``"No Finding"`` (or an empty list) is an all-zero row, never
+    a column of its own.
+
+    Parameters
+    ----------
+    labels : sequence of str, or of lists of str
+        One entry per image: NIH's ``'|'``-separated string (``"Effusion|Mass"``,
+        ``"No Finding"``), or a list/tuple/set of finding names
+        (``["Effusion", "Mass"]``; ``[]`` is no finding). A pandas Series works.
+    target_names : sequence of str, default=FINDINGS
+        The columns of ``Y``, in order (NIH's 14 findings by default).
+
+    Returns
+    -------
+    Y : ndarray of shape (n_images, len(target_names)), dtype uint8
+        1 where the finding is present.
+
+    Raises
+    ------
+    ValueError
+        If a name is not in ``target_names`` (the message names the unknown
+        names and the first entry holding one), an entry is empty or not a
+        string, or ``labels`` is a single string.
+
+    See Also
+    --------
+    sklearn.preprocessing.MultiLabelBinarizer : the same for any names, columns learnt from the data.
+
+    Examples
+    --------
+    >>> from skcxr.datasets import findings_to_Y
+    >>> findings_to_Y(["Effusion|Mass", "No Finding"])
+    array([[0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+           [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]], dtype=uint8)
+    >>> findings_to_Y([["Mass"], []], target_names=["Mass", "Nodule"])
+    array([[1, 0],
+           [0, 0]], dtype=uint8)
+    """
+    if isinstance(labels, (str, bytes)):
+        raise ValueError(
+            f"labels must hold one label string per image, got the single string {labels!r}; "
+            f"pass [{labels!r}] for one image."
+        )
+    target_names = _check_target_names(target_names)
+    labels = list(labels)
+    Y, problems = _encode_findings(labels, target_names)
+    if problems:
+        count = f"; {len(problems)} entries in all" if len(problems) > 1 else ""
+        unknown = sorted({name for what in problems.values() if isinstance(what, tuple) for name in what})
+        if unknown:
+            first = min(r for r, what in problems.items() if isinstance(what, tuple))
+            detail = f"Unknown finding name(s) {unknown} (first in labels[{first}] = {labels[first]!r}{count})"
+        else:
+            first = min(problems)
+            detail = f"labels[{first}] = {labels[first]!r} is {problems[first]}{count}"
+        raise ValueError(
+            f"{detail}; expected '|'-separated names from {list(target_names)} or {NO_FINDING!r}, "
+            "or lists of those names."
+        )
+    return Y
+
+
+def _check_target_names(target_names) -> tuple:
+    if isinstance(target_names, (str, bytes)):
+        raise ValueError(f"target_names must be a sequence of names, got the string {target_names!r}.")
+    names = tuple(target_names)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"target_names must be non-empty strings, got {names!r}.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"target_names holds duplicates: {names!r}.")
+    if NO_FINDING in names:
+        raise ValueError(f"{NO_FINDING!r} is an all-zero row of Y, not a column: leave it out of target_names.")
+    return names
+
+
+def _encode_findings(labels: list, target_names: tuple) -> tuple[np.ndarray, dict]:
+    """(Y, problems): Y (n, L) uint8 and {row: tuple of unknown names, or a str saying what is wrong}.
+
+    Each distinct entry is parsed once (112,120 rows hold about 800 distinct strings).
+    """
+    column = {name: j for j, name in enumerate(target_names)}
+    keys = []
+    for entry in labels:
+        if isinstance(entry, (list, tuple, set, frozenset, np.ndarray)):
+            entry = tuple(sorted(str(v) for v in entry)) if all(isinstance(v, str) for v in entry) else None
+        elif not isinstance(entry, str):
+            entry = None  # NaN, numbers: not a label string
+        keys.append(entry)
+    codes, uniques = pd.factorize(pd.Series(keys, dtype=object))  # None -> code -1
+    table = np.zeros((len(uniques) + 1, len(target_names)), dtype=np.uint8)  # last row: missing
+    bad: dict[int, object] = {}
+    for u, key in enumerate(uniques):
+        tokens = [t.strip() for t in (key.split("|") if isinstance(key, str) else key)]
+        if isinstance(key, str) and not key.strip():
+            bad[u] = "an empty string (write 'No Finding' for an image without findings)"
+            continue
+        unknown = []
+        for token in tokens:
             if token in column:
                 table[u, column[token]] = 1
             elif token != NO_FINDING:
-                bad[u] = token
-    bad_rows = np.isin(codes, list(bad)) | (codes < 0)
-    if bad_rows.any():
-        first = np.flatnonzero(bad_rows)[0]
-        if codes[first] >= 0:
-            what = f"unknown finding {bad[codes[first]]!r}"
-        else:
+                unknown.append(token)
+        if unknown:
+            bad[u] = tuple(unknown)
+    problems = {int(r): bad[int(codes[r])] for r in np.flatnonzero(np.isin(codes, list(bad)))}
+    for r in np.flatnonzero(codes < 0):
+        problems[int(r)] = "not a label string or a list of names"
+    return table[codes], problems
+
+
+def _parse_findings(frame: pd.DataFrame, csv: Path) -> np.ndarray:
+    """(n, 14) uint8 from the label file's '|'-separated Finding Labels (see :func:`findings_to_Y`)."""
+    Y, problems = _encode_findings(frame["findings"].tolist(), FINDINGS)
+    if problems:
+        first = min(problems)
+        what = problems[first]
+        value = frame["findings"].iloc[first]
+        if isinstance(what, tuple):
+            what = f"unknown finding {what[0]!r}" if len(what) == 1 else f"unknown findings {list(what)}"
+        elif pd.isna(value):
             what = "empty Finding Labels"
+        else:
+            what = f"Finding Labels {value!r} is {what}"
         raise ValueError(
             f"{str(csv)!r}, line {first + 2} ({frame['image'].iloc[first]}): {what}"
-            f"{_more(int(bad_rows.sum()), ' rows with bad labels')}; expected '|'-separated "
+            f"{_more(len(problems), ' rows with bad labels')}; expected '|'-separated "
             f"names from {FINDINGS} or {NO_FINDING!r}."
         )
-    return table[codes]
+    return Y
 
 
 def _image_folders(root: Path) -> list[Path]:

@@ -8,17 +8,28 @@ and return float32 ``(n, d)`` with named columns, so they sit side by side in a
 
 from __future__ import annotations
 
-import numbers
+from numbers import Integral, Real
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from skimage.feature import _hoghistogram  # the cell-histogram kernel of skimage.feature.hog
-from skimage.feature import local_binary_pattern
+from skimage.feature import hog, local_binary_pattern
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import metadata_routing
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import check_is_fitted
 
-from .._parallel import check_n_jobs, map_batches
+from .._parallel import N_JOBS_CONSTRAINT, map_batches
 from .._validation import check_image_stack
+
+try:  # the cell-histogram kernel of skimage.feature.hog: private, may move in a future scikit-image
+    from skimage.feature import _hoghistogram
+except ImportError:  # pragma: no cover - exercised by monkeypatching _hoghistogram to None
+    _hoghistogram = None
 
 __all__ = ["LBPFeatures", "HOGFeatures"]
 
@@ -33,8 +44,10 @@ _LBP_BINS = {
 class _ImageFeatures(TransformerMixin, BaseEstimator):
     """Shared fit/transform of the per-image feature extractors.
 
-    Subclasses define ``_check_params()``, ``_names(image_shape)`` (feature
-    names; raises ValueError when the shape does not suit the parameters),
+    Subclasses define ``_parameter_constraints`` (scikit-learn's, checked at
+    the start of ``fit``), ``_check_params()`` for what constraints cannot
+    express, ``_names(image_shape)`` (feature names; raises ValueError when the
+    shape does not suit the parameters),
     ``_batch`` (module-level function of a batch of images) and its ``_args()``,
     and ``_prefer`` (joblib backend hint).
     """
@@ -48,21 +61,27 @@ class _ImageFeatures(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
-    def fit(self, X, y=None):
+    # ``groups`` is accepted and ignored, so a FeatureUnion beside a ResNetEmbedder can pass patient ids to all
+    # its members (metadata routing off); with routing on it is not requested.
+    __metadata_request__fit = {"groups": metadata_routing.UNUSED}
+
+    def fit(self, X, y=None, groups=None):
         """Record the image shape and the output features.
 
         Parameters
         ----------
         X : array-like of shape (n, H, W)
             Preprocessed images.
-        y : ignored
+        y, groups : ignored
 
         Returns
         -------
         self
         """
+        validate_parameter_constraints(
+            self._parameter_constraints, self.get_params(deep=False), type(self).__name__
+        )
         self._check_params()
-        check_n_jobs(self.n_jobs, type(self).__name__)
         X = check_image_stack(X)
         self.image_shape_ = tuple(X.shape[1:])
         self.n_features_out_ = len(self._names(self.image_shape_))
@@ -163,22 +182,22 @@ class LBPFeatures(_ImageFeatures):
         self.grid = grid
         self.n_jobs = n_jobs
 
+    _parameter_constraints = {
+        "P": [Interval(Integral, 1, None, closed="left")],
+        "R": [Interval(Real, 0, None, closed="neither")],
+        "method": [StrOptions(set(_LBP_BINS))],
+        "grid": [tuple, list],
+        "n_jobs": N_JOBS_CONSTRAINT,
+    }
+
     def _check_params(self):
-        P, R = self.P, self.R
-        if isinstance(P, bool) or not isinstance(P, numbers.Integral) or P < 1:
-            raise ValueError(f"LBPFeatures: P must be an int >= 1, got {P!r}.")
-        if isinstance(R, bool) or not isinstance(R, numbers.Real) or not R > 0:
-            raise ValueError(f"LBPFeatures: R must be a number > 0, got {R!r}.")
-        if self.method not in _LBP_BINS:
+        n_bins = _LBP_BINS[self.method](self.P)
+        if n_bins > 4096:
             raise ValueError(
-                f"LBPFeatures: method must be one of {sorted(_LBP_BINS)}, got {self.method!r}."
+                f"LBPFeatures: method={self.method!r} with P={self.P} gives "
+                f"{n_bins} bins per cell; use method='uniform' or a smaller P."
             )
-        if _LBP_BINS[self.method](P) > 4096:
-            raise ValueError(
-                f"LBPFeatures: method={self.method!r} with P={P} gives "
-                f"{_LBP_BINS[self.method](P)} bins per cell; use method='uniform' or a smaller P."
-            )
-        _check_pair(self.grid, "LBPFeatures", "grid")
+        _check_pair(self, "grid")
 
     def _names(self, shape):
         gr, gc = self.grid
@@ -257,12 +276,16 @@ class HOGFeatures(_ImageFeatures):
         self.cells_per_block = cells_per_block
         self.n_jobs = n_jobs
 
+    _parameter_constraints = {
+        "orientations": [Interval(Integral, 1, None, closed="left")],
+        "pixels_per_cell": [tuple, list],
+        "cells_per_block": [tuple, list],
+        "n_jobs": N_JOBS_CONSTRAINT,
+    }
+
     def _check_params(self):
-        o = self.orientations
-        if isinstance(o, bool) or not isinstance(o, numbers.Integral) or o < 1:
-            raise ValueError(f"HOGFeatures: orientations must be an int >= 1, got {o!r}.")
-        _check_pair(self.pixels_per_cell, "HOGFeatures", "pixels_per_cell")
-        _check_pair(self.cells_per_block, "HOGFeatures", "cells_per_block")
+        _check_pair(self, "pixels_per_cell")
+        _check_pair(self, "cells_per_block")
 
     def _names(self, shape):
         (pr, pc), (br, bc) = self.pixels_per_cell, self.cells_per_block
@@ -292,8 +315,16 @@ class HOGFeatures(_ImageFeatures):
         L2-Hys normalisation of every block of every image is then one numpy
         expression, instead of scikit-image's Python loop over blocks (a third
         of its time at 224 px). Equal to ``hog`` up to float rounding (tested).
+        Without that private kernel (a scikit-image that moved it), each image
+        goes through the public ``hog`` instead: same features, slower.
         """
         (pr, pc), (br, bc) = pixels_per_cell, cells_per_block
+        if _hoghistogram is None:
+            return np.stack([
+                hog(image, orientations=orientations, pixels_per_cell=(pr, pc), cells_per_block=(br, bc),
+                    block_norm="L2-Hys", feature_vector=True)
+                for image in images
+            ]).astype(np.float32)
         n, rows, cols = images.shape
         hist = np.zeros((n, rows // pr, cols // pc, orientations))
         g_row, g_col = np.zeros(images.shape[1:], images.dtype), np.zeros(images.shape[1:], images.dtype)
@@ -310,14 +341,17 @@ class HOGFeatures(_ImageFeatures):
         return blocks.reshape(n, -1).astype(np.float32)
 
 
-def _check_pair(value, owner, name):
-    ok = (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in value)
-    )
-    if not ok:
-        raise ValueError(f"{owner}: {name} must be a pair of ints >= 1, got {value!r}.")
+def _check_pair(est, name):
+    """The contents of a parameter that ``_parameter_constraints`` only checks is a tuple or list."""
+    value = getattr(est, name)
+    if not (
+        len(value) == 2
+        and all(isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
+        raise InvalidParameterError(
+            f"The {name!r} parameter of {type(est).__name__} must be a pair of ints >= 1. "
+            f"Got {value!r} instead."
+        )
 
 
 def _to_uint8(image):

@@ -1,0 +1,29 @@
+"""Torch modules and plain-torch training pieces (no scikit-learn, no skorch).
+
+- :mod:`skcxr.nn.resnet`: the 1-channel ResNet18, weight loading and conversion, BatchNorm folding.
+- :mod:`skcxr.nn.mlp`: :class:`MLP`, :class:`DeeperMLP`.
+- :mod:`skcxr.nn.augment`: one random geometry applied to an image batch and, optionally, its masks.
+- :mod:`skcxr.nn.training`: seeding that restores CPU and CUDA generators, ``pos_weight``.
+
+The estimators that train these modules live in :mod:`skcxr.neural` (one skorch stack).
+"""
+
+from .augment import DEFAULT_AUGMENT, augment, augment_params
+from .mlp import MLP, DeeperMLP
+from .resnet import N_FEATURES, ResNet18Classifier, load_resnet18_weights, resnet18_1ch
+from .training import MAX_POS_WEIGHT, balanced_pos_weight, seeded
+
+__all__ = [
+    "DEFAULT_AUGMENT",
+    "MAX_POS_WEIGHT",
+    "MLP",
+    "N_FEATURES",
+    "DeeperMLP",
+    "ResNet18Classifier",
+    "augment",
+    "augment_params",
+    "balanced_pos_weight",
+    "load_resnet18_weights",
+    "resnet18_1ch",
+    "seeded",
+]

@@ -1,0 +1,121 @@
+"""Patient ids reach every inner validation split, with scikit-learn's metadata routing off and on."""
+
+import numpy as np
+import pytest
+import sklearn
+from imblearn.pipeline import Pipeline as ImbPipeline
+from optuna.distributions import FloatDistribution
+from optuna_integration import OptunaSearchCV
+from sklearn.datasets import make_multilabel_classification
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skcxr.metrics import SCORERS
+from skcxr.model_selection import MultilabelStratifiedGroupKFold, groups_params
+from skcxr.neural import MultilabelNeuralNetClassifier, MultilabelValidSplit
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SEEN = []  # (groups given to the inner split, train indices, valid indices), one entry per fit
+
+
+class RecordingSplit(MultilabelValidSplit):
+    """The classifier's inner split, noting the patient ids it was called with."""
+
+    def __call__(self, dataset, y=None, groups=None):
+        train, valid = super().__call__(dataset, y, groups)
+        SEEN.append((None if groups is None else np.asarray(groups), train.indices, valid.indices))
+        return train, valid
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, Y = make_multilabel_classification(160, n_features=10, n_classes=3, n_labels=2, random_state=0)
+    patients = np.arange(160) // 4  # four images per patient
+    return X.astype(np.float32), Y, patients
+
+
+def _clf():
+    return MultilabelNeuralNetClassifier(max_epochs=2, module__hidden=(8,), random_state=0,
+                                         train_split=RecordingSplit(0.25))
+
+
+def _assert_patients_kept_apart(n_fits, all_patients):
+    assert len(SEEN) == n_fits
+    for groups, train, valid in SEEN:
+        assert groups is not None, "an inner split ran without patient ids"
+        assert set(groups) <= set(all_patients)
+        assert not set(groups[train]) & set(groups[valid])
+
+
+@pytest.fixture(params=[False, True], ids=["routing-off", "routing-on"])
+def routing(request):
+    SEEN.clear()
+    with sklearn.config_context(enable_metadata_routing=request.param):
+        yield request.param
+
+
+def test_bare_classifier_and_pipelines(data, routing):
+    X, Y, patients = data
+    for est in (_clf(), Pipeline([("scale", StandardScaler()), ("clf", _clf())]),
+                ImbPipeline([("scale", StandardScaler()), ("clf", _clf())])):
+        est.fit(X, Y, **groups_params(est, patients))
+    _assert_patients_kept_apart(3, patients)
+    if not routing:
+        assert groups_params(Pipeline([("scale", StandardScaler()), ("clf", _clf())]), patients).keys() == {
+            "clf__groups"}
+
+
+def test_grid_search(data, routing):
+    X, Y, patients = data
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", _clf())])
+    search = GridSearchCV(pipe, {"clf__lr": [1e-3, 1e-2]}, scoring=SCORERS["macro_auc"],
+                          cv=MultilabelStratifiedGroupKFold(2, shuffle=True, random_state=0))
+    search.fit(X, Y, **groups_params(search, patients))
+    _assert_patients_kept_apart(2 * 2 + 1, patients)  # 2 candidates x 2 folds + refit
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_cross_validate(data, routing):
+    X, Y, patients = data
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", _clf())])
+    groups = None if routing else patients  # with routing on, groups travel in params only
+    result = cross_validate(pipe, X, Y, groups=groups, params=groups_params(pipe, patients),
+                            cv=MultilabelStratifiedGroupKFold(3), scoring=SCORERS["macro_auc"])
+    _assert_patients_kept_apart(3, patients)
+    assert np.isfinite(result["test_score"]).all()
+
+
+def test_optuna_search(data, routing):
+    X, Y, patients = data
+    if routing:
+        pytest.skip("optuna-integration 5.0's OptunaSearchCV passes groups= to cross_validate, which refuses "
+                    "it when routing is on (scikit-learn wants params={'groups': ...}); OptunaSearchCV turns "
+                    "that ValueError into error_score for every trial")
+    pipe = Pipeline([("scale", StandardScaler()), ("clf", _clf())])
+    search = OptunaSearchCV(pipe, {"clf__lr": FloatDistribution(1e-3, 1e-2, log=True)}, n_trials=1,
+                            cv=MultilabelStratifiedGroupKFold(2), scoring=SCORERS["macro_auc"],
+                            random_state=0, verbose=0)
+    search.fit(X, Y, **groups_params(search, patients))
+    _assert_patients_kept_apart(2 + 1, patients)
+
+
+def test_classifier_requests_groups_by_default():
+    with sklearn.config_context(enable_metadata_routing=True):
+        routing = _clf().get_metadata_routing()
+        assert routing.consumes("fit", ["groups"]) == {"groups"}
+
+
+def test_without_groups_each_image_is_its_own_group(data):
+    X, Y, patients = data
+    SEEN.clear()
+    _clf().fit(X, Y)
+    (groups, train, valid), = SEEN
+    assert groups is None and len(valid) == 40 and not set(train) & set(valid)
+
+
+def test_groups_of_the_wrong_length_are_refused(data):
+    X, Y, patients = data
+    with pytest.raises(ValueError, match="one patient id per sample"):
+        _clf().fit(X, Y, groups=patients[:-1])
