@@ -27,7 +27,8 @@ import numpy as np
 from PIL import Image
 
 BASELINE = "Logistic regression (LBP+HOG)"
-HYBRID = "Hybrid MLP (LBP+HOG+ResNet18)"
+HYBRID = "Hybrid (LBP+HOG+ResNet18)"
+HYBRID_MLP = "Hybrid MLP (LBP+HOG+ResNet18)"
 MIN_SIZE = 16
 MIN_IMAGES = 40
 
@@ -139,11 +140,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _models(args) -> dict:
+    from .neural import MLP, MultilabelNeuralNetClassifier
     from .pipelines import make_classical_pipeline, make_hybrid_pipeline
 
+    mlp = MultilabelNeuralNetClassifier(MLP, random_state=args.seed)
     models = {
         BASELINE: make_classical_pipeline(size=args.size, n_jobs=args.n_jobs),
         HYBRID: make_hybrid_pipeline(size=args.size, n_jobs=args.n_jobs, random_state=args.seed),
+        HYBRID_MLP: make_hybrid_pipeline(classifier=mlp, size=args.size, n_jobs=args.n_jobs,
+                                         random_state=args.seed),
     }
     if args.size < 32:  # HOG's default 2x2 blocks of 16 px cells need 32 px
         for model in models.values():
@@ -240,10 +245,21 @@ def _report(result, out: Path | None, config: dict, data: dict) -> None:
     print(f"\nwrote {', '.join(p.name for p in written)} and per_class_<model>.csv to {out}")
 
 
+def _import_estimators() -> None:
+    """Import the estimators, and torch with them, before the first line is printed.
+
+    A Ctrl-C that lands inside torch's import (C code run through ``PyRun_*``)
+    makes CPython exit by SIGINT (status -2) even though ``main`` catches the
+    KeyboardInterrupt and returns 130; once the imports are done, Ctrl-C exits 130.
+    """
+    from . import evaluation, pipelines  # noqa: F401
+
+
 def demo(args) -> None:
     from .datasets import make_phantoms
     from .model_selection import train_test_split_by_patient
 
+    _import_estimators()
     _check_out(args.out)
     # Phantoms are drawn at 32 px at least (their smallest size); the pipelines resize to --size.
     data = make_phantoms(args.n_images, size=max(args.size, 32), random_state=args.seed)
@@ -303,6 +319,7 @@ def _oversized_image(paths) -> str | None:
 def run(args) -> None:
     from .model_selection import train_test_split_by_patient
 
+    _import_estimators()
     _check_out(args.out)
     paths, Y, groups, sources, target_names = _load(args)
     p_tr, p_te, Y_tr, Y_te, g_tr, g_te, s_tr, s_te = train_test_split_by_patient(

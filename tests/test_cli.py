@@ -60,20 +60,22 @@ def test_demo_reports_tuned_thresholds_intervals_and_writes_files(capsys, tmp_pa
     assert "Macro-AUC [CI]" in printed and "ΔAUC [CI]" in printed and "Macro-F1 (tuned)" in printed
     table = pd.read_csv(out / "results.csv", index_col=0)
     assert list(table.columns) == TABLE_COLUMNS
-    assert list(table.index) == [cli.BASELINE, cli.HYBRID]
+    assert list(table.index) == [cli.BASELINE, cli.HYBRID, cli.HYBRID_MLP]
     assert table.loc[cli.BASELINE, "Thresholds"] == "3-fold CV"
-    assert table.loc[cli.HYBRID, "Thresholds"] == "model"  # the MLP's own, from its inner split
+    assert table.loc[cli.HYBRID, "Thresholds"] == "3-fold CV"
+    assert table.loc[cli.HYBRID_MLP, "Thresholds"] == "model"  # the MLP's own, from its inner split
     assert (table["AUC low"] <= table["Macro-AUC"]).all() and (table["Macro-AUC"] <= table["AUC high"]).all()
     payload = _strict_json(out / "results.json")
     results = payload["results"]
-    assert set(results) == {cli.BASELINE, cli.HYBRID}
+    assert set(results) == {cli.BASELINE, cli.HYBRID, cli.HYBRID_MLP}
     assert results[cli.BASELINE]["ΔAUC"] is None  # NaN in the table, null in JSON
     assert all(0 <= r["Macro-AUC"] <= 1 and len(r["thresholds"]) == 7 for r in results.values())
     for name in results:
         per_class = pd.read_csv(out / results[name]["per_class_file"], index_col=0)
         assert {"AUC", "F1", "F1 (tuned)", "threshold (tuned)"} <= set(per_class.columns)
     assert sorted(p.name for p in out.glob("per_class_*.csv")) == [
-        "per_class_hybrid-mlp-lbp-hog-resnet18.csv", "per_class_logistic-regression-lbp-hog.csv"]
+        "per_class_hybrid-lbp-hog-resnet18.csv", "per_class_hybrid-mlp-lbp-hog-resnet18.csv",
+        "per_class_logistic-regression-lbp-hog.csv"]
     assert not list(out.glob(".skcxr-write-test-*"))
 
 

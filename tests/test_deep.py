@@ -286,7 +286,7 @@ def test_augmentation_is_seeded_bounded_and_not_a_flip():
     assert (flipped[..., : SIZE // 4].mean(dim=(1, 2, 3)) > flipped[..., -SIZE // 4 :].mean(dim=(1, 2, 3))).any()
 
 
-def test_cross_fitting_embeds_each_patient_with_a_network_that_never_saw_it(phantoms, monkeypatch):
+def test_cross_fitting_gives_each_patient_probabilities_of_a_network_that_never_saw_it(phantoms, monkeypatch):
     X, Y = phantoms[0][:36], phantoms[1][:36]
     patients = np.arange(36) // 3
     trained_on = []
@@ -297,16 +297,24 @@ def test_cross_fitting_embeds_each_patient_with_a_network_that_never_saw_it(phan
         return fit(self, images, Y, groups=groups, **kwargs)
 
     monkeypatch.setattr(neural.ResNetFineTuner, "fit", recording_fit)
-    emb = ResNetEmbedder(image_size=SIZE, fine_tune="all", epochs=1, batch_size=16, cv=3, random_state=0)
+    params = dict(image_size=SIZE, fine_tune="all", epochs=1, batch_size=16, output="proba", random_state=0)
+    emb = ResNetEmbedder(cv=3, **params)
     crossed = emb.fit_transform(X, Y, groups=patients)
+    assert crossed.shape == (36, Y.shape[1]) and ((crossed >= 0) & (crossed <= 1)).all()
+    assert list(emb.get_feature_names_out()[:2]) == ["resnet_proba_0", "resnet_proba_1"]
     assert len(trained_on) == 4 and trained_on[0] == set(patients)  # the full fit, then one per fold
     folds = [set(patients) - seen for seen in trained_on[1:]]
     assert sorted(p for fold in folds for p in fold) == sorted(set(patients))  # every patient held out once
-    # each held-out fold is embedded by its fold's network, so it differs from the full network's features
+    # each held-out fold is scored by its fold's network, not by the network that trained on it
     full = emb.transform(X)
+    np.testing.assert_array_equal(full, emb.predict_proba(X))
     for fold in folds:
         rows = np.isin(patients, list(fold))
         assert not np.allclose(crossed[rows], full[rows])
     # without cv, fit_transform is fit().transform()
-    plain = ResNetEmbedder(image_size=SIZE, fine_tune="all", epochs=1, batch_size=16, random_state=0)
-    np.testing.assert_array_equal(plain.fit_transform(X, Y, groups=patients), full)
+    np.testing.assert_array_equal(ResNetEmbedder(**params).fit_transform(X, Y, groups=patients), full)
+    # embeddings of networks fitted on different folds share no feature space: refused
+    with pytest.raises(ValueError, match="feature space"):
+        ResNetEmbedder(image_size=SIZE, fine_tune="all", cv=3).fit(X, Y)
+    with pytest.raises(ValueError, match="fine_tune"):
+        ResNetEmbedder(image_size=SIZE, output="proba").fit(X)

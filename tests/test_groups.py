@@ -7,13 +7,16 @@ from imblearn.pipeline import Pipeline as ImbPipeline
 from optuna.distributions import FloatDistribution
 from optuna_integration import OptunaSearchCV
 from sklearn.datasets import make_multilabel_classification
+from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from skcxr.datasets import make_phantoms
 from skcxr.metrics import SCORERS
 from skcxr.model_selection import MultilabelStratifiedGroupKFold, groups_params
 from skcxr.neural import MultilabelNeuralNetClassifier, MultilabelValidSplit
+from skcxr.pipelines import make_hybrid_pipeline, make_logistic_regression
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -119,3 +122,23 @@ def test_groups_of_the_wrong_length_are_refused(data):
     X, Y, patients = data
     with pytest.raises(ValueError, match="one patient id per sample"):
         _clf().fit(X, Y, groups=patients[:-1])
+
+
+def test_grid_that_swaps_in_a_classifier_without_groups_needs_routing():
+    data = make_phantoms(48, size=32, random_state=0)
+    patients = np.arange(48) // 3
+    pipe = make_hybrid_pipeline(classifier=_clf(), size=32, random_state=0)
+    pipe.set_params(features__hog__pixels_per_cell=(8, 8))
+    grid = [{"clf__lr": [1e-3]}, {"clf": [make_logistic_regression()]}]
+    search = GridSearchCV(pipe, grid, scoring=SCORERS["macro_auc"], cv=MultilabelStratifiedGroupKFold(2),
+                          refit=False)
+    SEEN.clear()
+    with sklearn.config_context(enable_metadata_routing=True):
+        # groups reach the folds, the MLP's split and the ResNet (which requests them), never the LR
+        search.fit(data.images, data.Y, groups=patients)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    _assert_patients_kept_apart(2, patients)
+    # by name (routing off), the logistic regression's fit is handed groups it does not take
+    with pytest.warns(FitFailedWarning, match="fits failed out of"):
+        GridSearchCV(pipe, grid, scoring=SCORERS["macro_auc"], cv=MultilabelStratifiedGroupKFold(2),
+                     refit=False).fit(data.images, data.Y, **groups_params(search, patients))

@@ -113,13 +113,25 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         Side the network sees. Preprocessed stacks of another size are resized
         (antialiased bilinear); paths are preprocessed with
         ``CXRPreprocessor(size=image_size)``, one batch at a time.
+    output : {"embedding", "proba"}, default="embedding"
+        What ``transform`` returns: the 512-d embedding, or (with
+        ``fine_tune``) the fine-tuned head's probabilities, one column per
+        label, for stacking another classifier on top.
     cv : None, int or splitter, default=None
-        Cross-fitting in ``fit_transform`` (with ``fine_tune`` set): the
-        training images are split into ``cv`` patient-grouped folds
+        Cross-fitting in ``fit_transform``, with ``fine_tune`` and
+        ``output="proba"``: the training images are split into ``cv``
+        patient-grouped folds
         (:class:`skcxr.model_selection.MultilabelStratifiedGroupKFold`), and
-        each fold is embedded by a network fine-tuned on the other folds;
-        ``fit`` and ``transform`` use the network fine-tuned on all images.
-        Costs ``cv`` more fine-tunings. None: no cross-fitting.
+        each fold gets the probabilities of a network fine-tuned on the other
+        folds, as scikit-learn's ``TargetEncoder`` encodes each fold with
+        statistics of the others; ``fit`` and ``transform`` use the network
+        fine-tuned on all images. So a classifier stacked on top trains on
+        out-of-fold probabilities, of the kind it meets at prediction, not on
+        the fitted network's overconfident in-sample ones. Costs ``cv`` more
+        fine-tunings. Embeddings cannot be cross-fitted: the ``cv`` networks
+        do not share a feature space (column 17 of one means nothing in
+        another), and an MLP trained on such a mixture scored chance (0.49
+        macro-AUC) in ``studies/table1.py``. None: no cross-fitting.
     device : str or torch.device, default="auto"
         "auto" is CUDA when available.
     memory : None, str or joblib.Memory, default=None
@@ -166,6 +178,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         augment=True,
         patience=3,
         image_size=224,
+        output="embedding",
         cv=None,
         device="auto",
         memory=None,
@@ -180,6 +193,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         self.augment = augment
         self.patience = patience
         self.image_size = image_size
+        self.output = output
         self.cv = cv
         self.device = device
         self.memory = memory
@@ -195,6 +209,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         "augment": ["boolean", dict],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "image_size": [Interval(Integral, 16, None, closed="left")],
+        "output": [StrOptions({"embedding", "proba"})],
         "cv": [None, Interval(Integral, 2, None, closed="left"), "cv_object"],
         "device": [str, torch.device],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
@@ -205,6 +220,13 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
     def _check_params(self) -> None:
         validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
         augment_params(self.augment)  # the dict's keys
+        if self.output == "proba" and self.fine_tune is None:
+            raise ValueError('output="proba" needs the fine-tuned head: set fine_tune="layer4" or "all".')
+        if self.cv is not None and self.output != "proba":
+            raise ValueError(
+                'cv (cross-fitting) needs output="proba": the embeddings of networks fine-tuned on different '
+                "folds do not share a feature space, so a classifier cannot learn from their mixture."
+            )
 
     def _fine_tune(self, images, Y, groups, random_state):
         return cached_fine_tune_resnet(
@@ -242,12 +264,12 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
     def _fit(self, X, Y, groups):
         """Fit; return the training images as a stack when fine-tuning read them (else None)."""
         self._check_params()
-        self.n_features_out_ = N_FEATURES
         if self.fine_tune is None:
             if not is_path_array(X):
                 check_image_stack(X)
             self.model_ = build_backbone(load_resnet18_weights(self.weights), self.random_state).eval()
             self.head_, self.history_ = None, []
+            self.n_features_out_ = N_FEATURES
             return None
         if Y is None:
             raise ValueError(f"ResNetEmbedder(fine_tune={self.fine_tune!r}) needs Y to fit; got Y=None.")
@@ -257,10 +279,11 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         net = ResNet18Classifier(Y.shape[1])
         net.load_state_dict(state)
         self.model_, self.head_ = net.backbone.eval(), net.head.eval()
+        self.n_features_out_ = N_FEATURES if self.output == "embedding" else Y.shape[1]
         return images
 
     def fit_transform(self, X, y=None, groups=None):
-        """Fit, then embed X; with ``fine_tune`` and ``cv``, each image by a network that did not train on it.
+        """Fit, then transform X; with ``cv``, each image by a network that did not train on it.
 
         Parameters
         ----------
@@ -269,7 +292,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n, 512)
+        ndarray of shape (n, n_features_out_)
         """
         images = self._fit(X, y, groups)
         if images is None or self.cv is None:
@@ -280,11 +303,12 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         seeds = self._seeds(cv + 1 if isinstance(cv, Integral) else cv.get_n_splits(images, Y, groups) + 1)
         if isinstance(cv, Integral):
             cv = MultilabelStratifiedGroupKFold(cv, shuffle=True, random_state=seeds.pop())
-        out = np.empty((len(images), N_FEATURES), dtype=np.float32)
+        out = np.empty((len(images), Y.shape[1]), dtype=np.float32)
         for (train, test), seed in zip(cv.split(images, Y, groups), seeds):
             state, _ = self._fine_tune(images[train], Y[train], groups[train], seed)
-            backbone = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
-            out[test] = self._embed(images[test], numpy_state(backbone))
+            net = ResNet18Classifier(Y.shape[1])
+            net.load_state_dict(state)
+            out[test] = self._head_proba(net.backbone, net.head, images[test])
         return out
 
     def _embed(self, X, state):
@@ -292,8 +316,13 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         return embed(X, state, image_size=self.image_size, batch_size=self.batch_size, device=self.device,
                      verbose=self.verbose)
 
+    def _head_proba(self, backbone, head, X):
+        net = torch.nn.Sequential(fused_for_inference(backbone), copy.deepcopy(head), torch.nn.Sigmoid())
+        return forward(net, X, image_size=self.image_size, batch_size=self.batch_size, device=self.device,
+                       verbose=self.verbose, desc="ResNet18 head")
+
     def transform(self, X):
-        """512-d embeddings, float32 (n, 512).
+        """512-d embeddings, or the head's probabilities with ``output="proba"``; float32.
 
         Parameters
         ----------
@@ -301,9 +330,11 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n, 512)
+        ndarray of shape (n, n_features_out_)
         """
         check_is_fitted(self, "model_")
+        if self.output == "proba":
+            return self.predict_proba(X)
         return self._embed(X, numpy_state(self.model_.state_dict()))
 
     @available_if(_has_head)
@@ -315,14 +346,13 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "head_")
         if self.head_ is None:
             raise NotFittedError("This ResNetEmbedder was fitted with fine_tune=None and has no head; refit it.")
-        net = torch.nn.Sequential(fused_for_inference(self.model_), copy.deepcopy(self.head_), torch.nn.Sigmoid())
-        return forward(net, X, image_size=self.image_size, batch_size=self.batch_size, device=self.device,
-                       verbose=self.verbose, desc="ResNet18 head")
+        return self._head_proba(self.model_, self.head_, X)
 
     def get_feature_names_out(self, input_features=None):
-        """``resnet_0`` ... ``resnet_511``."""
+        """``resnet_0`` ... ``resnet_511``, or ``resnet_proba_0`` ... with ``output="proba"``."""
         check_is_fitted(self, "n_features_out_")
-        return np.asarray([f"resnet_{i}" for i in range(self.n_features_out_)], dtype=object)
+        prefix = "resnet_" if self.output == "embedding" else "resnet_proba_"
+        return np.asarray([f"{prefix}{i}" for i in range(self.n_features_out_)], dtype=object)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
@@ -371,7 +401,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
             est.head_.load_state_dict(data["head"])
             est.head_.eval()
         est.history_ = list(data["history"])
-        est.n_features_out_ = N_FEATURES
+        est.n_features_out_ = N_FEATURES if est.output == "embedding" else len(data["head"]["weight"])
         return est
 
     def __getstate__(self):
