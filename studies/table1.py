@@ -39,13 +39,15 @@ from random weights (``weights=None``) and is trained from scratch
 nih-64, all images brought to a common 64 px (nih-64's native size), one
 patient-wise 75/25 split.
 
-    .venv/bin/python studies/table1.py       # ~15-25 min on 2 cores, cached reruns ~3 min
+    .venv/bin/python studies/table1.py       # 20-40 min on 2 shared cores; cached reruns (same skcxr source) ~4 min
+    .venv/bin/python studies/table1.py --replot   # redraw table1.png from table1.json
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import textwrap
 import json
 import time
 
@@ -260,7 +262,8 @@ def chart(result, path, title):
     parts = {"pooled": result.summary, **{f"within {s}": t for s, t in result.by_source.items()}}
     names = list(result.summary.index)
     colors = ["black", "tab:blue", "tab:orange"]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 0.62 * len(names) + 2.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.7 * len(names) + 2.4), sharey=True,
+                             gridspec_kw={"width_ratios": [1.15, 1]})
     y = np.arange(len(names))[::-1]
     offsets = np.linspace(0.22, -0.22, len(parts))  # pooled on top
     for ax, (col, lo, hi), ref, xlabel in [
@@ -276,14 +279,30 @@ def chart(result, path, title):
         ax.axvline(ref, color="grey", ls="--", lw=1)
         ax.set_xlabel(xlabel)
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, names)
+    axes[0].set_yticks(y, [textwrap.fill(n, 34, break_on_hyphens=False) for n in names], fontsize=9)
     axes[0].set_ylim(-0.6, len(names) - 0.4)
-    axes[0].legend(loc="lower right", fontsize=8, title="test images", title_fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, [f"{lab} test images" for lab in labels], loc="lower center", ncol=len(labels),
+               fontsize=9, frameon=False)
     axes[1].text(0.0, y[names.index(BASELINE)], "  (the baseline)", fontsize=8, color="grey", va="center")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def replot(out):
+    """Redraw ``<out>.png`` from ``<out>.json`` (no fitting)."""
+    saved = json.loads((RESULTS / f"{out}.json").read_text())["result"]
+
+    def frame(d):
+        return pd.DataFrame.from_dict(d, orient="index").astype(float, errors="ignore")
+
+    result = argparse.Namespace(summary=frame(saved["summary"]),
+                                by_source={s: frame(t) for s, t in saved["by_source"].items()})
+    n = {s: int(t["Images"].iloc[0]) for s, t in result.by_source.items()}
+    chart(result, RESULTS / f"{out}.png", f"Patient-wise test part: {sum(n.values())} real NIH radiographs "
+          f"({n.get('nih', 0)} nih, {n.get('nih-64', 0)} nih-64), 64 px, ResNet18 from random init")
 
 
 def cv_table(search) -> pd.DataFrame:
@@ -321,7 +340,11 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--smoke", type=int, default=0, help="debug: keep only this many train and test images")
     parser.add_argument("--out", default="table1", help="name of the result files in studies/results")
+    parser.add_argument("--replot", action="store_true", help="only redraw the chart from the saved json")
     args = parser.parse_args()
+    if args.replot:
+        replot(args.out)
+        return
     t_start = time.perf_counter()
     memory = str(RESULTS / "cache")
 
@@ -416,7 +439,7 @@ def main() -> None:
         "split). **Full nesting:** in every inner fold the pipeline is refitted on the inner training patients, "
         "so the cross-fitted CNN features are recomputed there (1 + 3 fine-tunings per inner fold, on inner "
         "training images only; the 3 settings share them through the cache) and the inner validation images "
-        "are embedded by the inner fold's network that never saw them. The best setting is then refitted on "
+        "get the probabilities of the inner fold's network, which never saw them. The best setting is then refitted on "
         "the whole training part (the outer cross-fitting: 1 + 3 fine-tunings); the test part is used once, to "
         "score it. DeeperMLP keeps its own layer sizes (1024, 512, 256); only dropout, weight decay and lr "
         "vary.", "",

@@ -58,6 +58,7 @@ def test_demo_reports_tuned_thresholds_intervals_and_writes_files(capsys, tmp_pa
     assert main(["demo", "--n-images", "60", "--size", "32", "--n-boot", "200", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Macro-AUC [CI]" in printed and "ΔAUC [CI]" in printed and "Macro-F1 (tuned)" in printed
+    assert printed.rstrip().endswith(cli.DEMO_READING)  # says plainly what the hybrid does on phantoms
     table = pd.read_csv(out / "results.csv", index_col=0)
     assert list(table.columns) == TABLE_COLUMNS
     assert list(table.index) == [cli.BASELINE, cli.HYBRID, cli.HYBRID_MLP]
