@@ -753,6 +753,7 @@ def fine_tune_resnet(
     random_state=None,
     device="auto",
     verbose=0,
+    net_params=None,
 ):
     """Fine-tune a 1-channel ResNet18 with a new linear multi-label head, through :class:`ResNetFineTuner`.
 
@@ -782,6 +783,9 @@ def fine_tune_resnet(
     device : str or torch.device
     verbose : int
         >0 prints skorch's per-epoch table.
+    net_params : dict, optional
+        Further :class:`ResNetFineTuner` parameters, e.g. ``{"lr_scheduler": "cosine"}`` or
+        ``{"callbacks": [("checkpoint", skorch.callbacks.Checkpoint(dirname="ckpt"))]}``.
 
     Returns
     -------
@@ -809,6 +813,7 @@ def fine_tune_resnet(
     net = ResNetFineTuner(
         module__weights=weights, module__fine_tune=fine_tune, augment=augment, lr=lr, max_epochs=epochs,
         batch_size=batch_size, patience=patience, random_state=random_state, device=device, verbose=verbose,
+        **(net_params or {}),
     )  # fmt: skip
     net.fit(images, Y, groups=groups)
     state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.module_.state_dict().items()}

@@ -275,4 +275,5 @@ def test_bboxes(shared_data, tmp_path):
 
 
 def test_docstring_examples():
-    assert doctest.testmod(chestxray14, raise_on_error=False).failed == 0
+    result = doctest.testmod(chestxray14, raise_on_error=False)
+    assert result.attempted > 0 and result.failed == 0  # the examples ran, and passed

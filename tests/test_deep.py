@@ -318,3 +318,17 @@ def test_cross_fitting_gives_each_patient_probabilities_of_a_network_that_never_
         ResNetEmbedder(image_size=SIZE, fine_tune="all", cv=3).fit(X, Y)
     with pytest.raises(ValueError, match="fine_tune"):
         ResNetEmbedder(image_size=SIZE, output="proba").fit(X)
+
+
+def test_fine_tuning_takes_lr_schedules_and_checkpoints_through_skorch(phantoms, tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, Y = phantoms[0][:24], phantoms[1][:24]
+    checkpoint = Checkpoint(dirname=str(tmp_path / "ckpt"), monitor="valid_loss_best")
+    emb = ResNetEmbedder(image_size=SIZE, fine_tune="layer4", epochs=2, batch_size=16, patience=5, random_state=0,
+                         net_params={"lr_scheduler": "cosine", "callbacks": [("checkpoint", checkpoint)]})
+    emb.fit(X, Y)
+    assert len(emb.history_) == 2
+    assert (tmp_path / "ckpt" / "params.pt").exists()  # skorch's Checkpoint wrote the best epoch's weights
+    with pytest.raises(ValueError, match="net_params"):
+        ResNetEmbedder(fine_tune="all", net_params=[("lr", 1)]).fit(X, Y)

@@ -132,6 +132,11 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         do not share a feature space (column 17 of one means nothing in
         another), and an MLP trained on such a mixture scored chance (0.49
         macro-AUC) in ``studies/table1.py``. None: no cross-fitting.
+    net_params : dict or None, default=None
+        Further parameters of the skorch net that fine-tunes
+        (:class:`skcxr.neural.ResNetFineTuner`): an LR schedule
+        (``{"lr_scheduler": "cosine"}``), checkpoints
+        (``{"callbacks": [("checkpoint", skorch.callbacks.Checkpoint(dirname="ckpt"))]}``), ...
     device : str or torch.device, default="auto"
         "auto" is CUDA when available.
     memory : None, str or joblib.Memory, default=None
@@ -180,6 +185,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         image_size=224,
         output="embedding",
         cv=None,
+        net_params=None,
         device="auto",
         memory=None,
         random_state=None,
@@ -195,6 +201,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         self.image_size = image_size
         self.output = output
         self.cv = cv
+        self.net_params = net_params
         self.device = device
         self.memory = memory
         self.random_state = random_state
@@ -211,6 +218,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         "image_size": [Interval(Integral, 16, None, closed="left")],
         "output": [StrOptions({"embedding", "proba"})],
         "cv": [None, Interval(Integral, 2, None, closed="left"), "cv_object"],
+        "net_params": [None, dict],
         "device": [str, torch.device],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "random_state": ["random_state"],
@@ -233,6 +241,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
             self.memory, images, Y, groups=groups, weights=self.weights, fine_tune=self.fine_tune,
             epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, augment=self.augment,
             patience=self.patience, random_state=random_state, device=self.device, verbose=self.verbose,
+            net_params=self.net_params,
         )  # fmt: skip
 
     def _seeds(self, n: int) -> list:
@@ -374,6 +383,7 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         params["memory"] = params["memory"] if isinstance(params["memory"], str) else None
         params["random_state"] = params["random_state"] if isinstance(params["random_state"], int) else None
         params["cv"] = params["cv"] if isinstance(params["cv"], int) else None
+        params["net_params"] = None  # callbacks and schedulers are objects: not part of a weights-only file
         params["device"] = str(params["device"])
         params["augment"] = augment_params(params["augment"]) or False
         torch.save(
