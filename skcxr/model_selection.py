@@ -44,6 +44,13 @@ __all__ = [
 ]
 
 
+def _validate_splitter(splitter) -> None:
+    """scikit-learn's parameter check for a splitter (not an estimator, so no ``_validate_params``)."""
+    constraints = splitter._parameter_constraints
+    params = {name: getattr(splitter, name) for name in constraints}
+    validate_parameter_constraints(constraints, params, type(splitter).__name__)
+
+
 def _check_groups(groups, n_samples: int) -> np.ndarray:
     if groups is None:
         raise ValueError(
@@ -165,8 +172,7 @@ class MultilabelStratifiedGroupKFold(BaseCrossValidator):
     }
 
     def _check_params(self) -> None:
-        params = {"n_splits": self.n_splits, "shuffle": self.shuffle, "random_state": self.random_state}
-        validate_parameter_constraints(self._parameter_constraints, params, type(self).__name__)
+        _validate_splitter(self)
         if not self.shuffle and self.random_state is not None:
             raise ValueError(
                 "Setting a random_state has no effect since shuffle is False. "
@@ -248,8 +254,7 @@ class MultilabelStratifiedGroupShuffleSplit(BaseCrossValidator):
         ------
         train, test : ndarray of int
         """
-        params = {"n_splits": self.n_splits, "random_state": self.random_state}
-        validate_parameter_constraints(self._parameter_constraints, params, type(self).__name__)
+        _validate_splitter(self)
         X, y, groups = indexable(X, y, groups)
         n_samples = len(X)
         fraction = _test_fraction(self.test_size, n_samples)
@@ -265,9 +270,6 @@ class MultilabelStratifiedGroupShuffleSplit(BaseCrossValidator):
                     f"{n_samples} samples in {len(np.unique(groups))} groups."
                 )
             yield train, test
-
-    def _iter_test_indices(self, X=None, y=None, groups=None):  # split() is overridden
-        raise NotImplementedError
 
     def get_n_splits(self, X=None, y=None, groups=None):
         """Number of splits."""
@@ -294,8 +296,9 @@ def groups_params(estimator, groups) -> dict:
 
     With scikit-learn's metadata routing enabled this is ``{"groups": groups}``
     when some step consumes them (skcxr's estimators request ``groups`` in
-    ``fit`` by default, so routing delivers them), else ``{}``. With routing off (scikit-learn's default) it names every
-    nested step whose ``fit`` takes ``groups``, in the ``step__param`` form of
+    ``fit`` by default, so routing delivers them), else ``{}``. With routing
+    off (scikit-learn's default) it names every nested step whose ``fit``
+    takes ``groups``, in the ``step__param`` form of
     ``Pipeline`` (a ``FeatureUnion`` passes its parameters to all its members,
     each of which must then accept ``groups``).
 

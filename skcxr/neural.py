@@ -805,8 +805,6 @@ def fine_tune_resnet(
     >>> tuple(state["head.weight"].shape), len(history)
     ((3, 512), 1)
     """
-    if fine_tune not in ("layer4", "all"):
-        raise ValueError(f"fine_tune must be 'layer4' or 'all', got {fine_tune!r}.")
     images = check_image_stack(images, name="images")
     if len(images) < 4:
         raise ValueError(f"Fine-tuning needs at least 4 images (training and validation); got {len(images)}.")
