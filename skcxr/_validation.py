@@ -150,3 +150,18 @@ def check_multilabel_Y(Y, n_samples: int | None = None, *, name: str = "Y") -> n
             f"got also {shown}. " + HOW_TO_BUILD_Y
         )
     return Y.astype(np.uint8, copy=False)
+
+
+def image_stack_tags(tags, *, paths: bool = False, target_required: bool | None = None, requires_fit: bool = True):
+    """scikit-learn tags of an estimator whose ``X`` is an image stack (n, H, W), or with ``paths`` image paths.
+
+    float32 in, float32 out; ``target_required`` sets whether ``fit`` needs ``y`` (None leaves the default).
+    """
+    tags.requires_fit = requires_fit
+    tags.input_tags.two_d_array = False
+    tags.input_tags.three_d_array = True
+    tags.input_tags.string = paths
+    if target_required is not None:
+        tags.target_tags.required = target_required
+    tags.transformer_tags.preserves_dtype = ["float32"]
+    return tags

@@ -1,4 +1,5 @@
-"""The ``skcxr`` command: ``skcxr demo`` on the embedded phantoms, ``skcxr run`` on ChestX-ray14 folders.
+"""The ``skcxr`` command: ``skcxr demo`` on the embedded phantoms, ``skcxr run`` on ChestX-ray14 folders,
+``skcxr explain`` for pictures of where an attention model looks.
 
 Both train the classical baseline (logistic regression on LBP + HOG) and the
 hybrid MLP on one patient-wise split and report them with
@@ -107,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--views", nargs="+", default=None, help="keep only these view positions, e.g. PA AP")
     p.set_defaults(func=run)
 
-    for p in sub.choices.values():
+    for p in (sub.choices["demo"], sub.choices["run"]):
         p.add_argument("--out", type=Path, default=None,
                        help="write results.csv, results.json, results.md and per_class_<model>.csv here")
         p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -117,6 +118,21 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--threshold-cv", type=_threshold_cv, default=3,
                        help="folds of the training-part CV that tunes the baseline's thresholds; "
                             "0 reports at 0.5 only (default 3)")
+    p = sub.add_parser("explain", help="draw the X-ray, Grad-CAM, U-Net lung mask and fused map of images")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (PNG, JPEG, DICOM)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="a fitted attention pipeline (make_attention_pipeline) saved "
+                                                   "with joblib.dump, alone or as {'model': ..., "
+                                                   "'target_names': [...]}")
+    source.add_argument("--data", type=_folder, metavar="DIR",
+                        help="train make_attention_pipeline on this ChestX-ray14 folder first (saved to "
+                             "OUT/model.joblib)")
+    p.add_argument("--out", type=Path, required=True, help="write <image>_attention.png here")
+    p.add_argument("--size", type=_int_at_least(MIN_SIZE), default=224,
+                   help=f"image side for --data training, at least {MIN_SIZE} (default 224)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --data training (default 0)")
+    p.add_argument("--n-jobs", type=_n_jobs, default=2, help="parallel workers, -1 for all cores (default 2)")
+    p.set_defaults(func=explain, views=None)
     return parser
 
 
@@ -334,6 +350,72 @@ def run(args) -> None:
             "test": int(len(p_te)),
             "sources": {str(s): int((sources == s).sum()) for s in np.unique(sources.astype(str))}}
     _report(result, args.out, _config(args), data)
+
+
+def _attention_steps(model):
+    """The fitted ``(prep, AttentionMaps, AttentionFusion)`` of an attention pipeline."""
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    from .fusion import AttentionFusion, AttentionMaps
+
+    found = {}
+
+    def walk(est):
+        if isinstance(est, Pipeline):
+            for _, step in est.steps:
+                walk(step)
+        elif isinstance(est, FeatureUnion):
+            for _, part in est.transformer_list:
+                walk(part)
+        elif isinstance(est, (AttentionMaps, AttentionFusion)):
+            found.setdefault(type(est).__name__, est)
+
+    walk(model)
+    if not isinstance(model, Pipeline) or len(found) < 2:
+        raise _UsageError("--model: not an attention pipeline (make_attention_pipeline): it has no "
+                          "AttentionMaps and AttentionFusion steps")
+    return model.steps[0][1], found["AttentionMaps"], found["AttentionFusion"]
+
+
+def explain(args) -> None:
+    import joblib
+
+    from .plotting import attention_panel
+
+    _import_estimators()
+    _check_out(args.out)
+    missing = [str(p) for p in args.images if not p.is_file()]
+    if missing:
+        raise _UsageError(f"IMAGE: no such file: {', '.join(missing)}")
+    if args.model is not None:
+        saved = joblib.load(args.model)
+        model, names = (saved["model"], saved["target_names"]) if isinstance(saved, dict) else (saved, None)
+    else:
+        from .evaluation import groups_fit_params, routing_context
+        from .pipelines import make_attention_pipeline
+
+        args.data = [args.data]
+        paths, Y, groups, _, names = _load(args)
+        print(f"Training make_attention_pipeline(size={args.size}) on {len(paths)} images of {args.data[0]} ...",
+              flush=True)
+        model = make_attention_pipeline(size=args.size, n_jobs=args.n_jobs, random_state=args.seed)
+        params, routing = groups_fit_params(model, groups)
+        with routing_context(routing):
+            model.fit(paths, Y, **params)
+        joblib.dump({"model": model, "target_names": list(names)}, args.out / "model.joblib")
+    prep, maps_step, fusion = _attention_steps(model)
+    paths = np.asarray([str(p) for p in args.images], dtype=object)
+    X = prep.transform(paths)
+    maps = maps_step.transform(X)
+    fused = fusion.transform(maps)
+    proba = model.predict_proba(paths)
+    names = np.asarray(names if names is not None else range(proba.shape[1]), dtype=str)
+    for path, x, (lung, cam), f, p in zip(args.images, X, maps, fused, proba):
+        top = np.argsort(p)[::-1][:3]
+        title = f"{path.name}: " + ", ".join(f"{names[k]} {p[k]:.2f}" for k in top)
+        out = args.out / f"{path.stem}_attention.png"
+        attention_panel(x, cam, lung, f, title=title).savefig(out, dpi=100)
+        print(f"wrote {out}")
 
 
 # -- entry point --------------------------------------------------------------------------------

@@ -46,8 +46,10 @@ __all__ = [
     "BootstrapInterval",
     "HoldoutResult",
     "bootstrap_macro_auc",
+    "groups_fit_params",
     "holdout_report",
     "paired_bootstrap_macro_auc",
+    "routing_context",
 ]
 
 #: Point estimate and percentile interval of a bootstrap.
@@ -440,7 +442,7 @@ def _check_threshold_cv(threshold_cv):
         raise ValueError(f"threshold_cv must be None or an int >= 2, got {threshold_cv!r}.")
 
 
-def _groups_fit_params(model, groups):
+def groups_fit_params(model, groups):
     """(params, routing): the fit parameters that bring patient ids to the model's inner splits.
 
     ``routing`` is True where only scikit-learn's metadata routing can deliver
@@ -456,7 +458,8 @@ def _groups_fit_params(model, groups):
         return {"groups": groups}, True
 
 
-def _routing(enabled: bool):
+def routing_context(enabled: bool):
+    """scikit-learn's metadata routing on inside the block when ``enabled`` (see :func:`groups_fit_params`)."""
     return config_context(enable_metadata_routing=True) if enabled else contextlib.nullcontext()
 
 
@@ -472,8 +475,8 @@ def _training_thresholds(name, model, fitted, X_train, Y_train, groups_train, th
         # The folds are drawn here, by patient; cross_val_predict refits a clone on each.
         cv = MultilabelStratifiedGroupKFold(threshold_cv, shuffle=True, random_state=seed)
         splits = list(cv.split(np.zeros(len(Y_train)), Y_train, groups))
-        params, routing = _groups_fit_params(model, groups_train)
-        with _routing(routing):
+        params, routing = groups_fit_params(model, groups_train)
+        with routing_context(routing):
             oof = cross_val_predict(clone(model), X_train, Y_train, cv=splits, method="predict_proba",
                                     params=params)
     except ValueError as exc:
@@ -613,8 +616,8 @@ def holdout_report(models, X_train, Y_train, X_test, Y_test, *, groups_train=Non
     for name, model in models.items():
         start = time.perf_counter()
         estimator = clone(model)
-        params, routing = _groups_fit_params(estimator, groups_train)
-        with _routing(routing):
+        params, routing = groups_fit_params(estimator, groups_train)
+        with routing_context(routing):
             estimator.fit(X_train, Y_train, **params)
         P = _check_scores(estimator.predict_proba(X_test), Y_test.shape, f"predict_proba of {name!r}")
         seconds[name] = time.perf_counter() - start

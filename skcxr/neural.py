@@ -10,12 +10,15 @@ part. It behaves like any scikit-learn classifier: ``clone``,
 ``get_params``/``set_params``, pickling, ``GridSearchCV``/``cross_validate``
 with multi-label scorers.
 
+:class:`BaseNet` holds what every net shares (seeding, ``device="auto"``,
+patient-disjoint validation, early stopping, Ctrl-C, parameter checks).
 :class:`ResNetFineTuner` is the same classifier for image stacks: it trains a
 :class:`skcxr.nn.ResNet18Classifier` with batch augmentation and, for
 ``fine_tune="layer4"``, skorch's ``Freezer``. :func:`fine_tune_resnet` and its
 cached form :func:`cached_fine_tune_resnet` are what
 :class:`skcxr.features.ResNetEmbedder` (and every other estimator that needs the
-fine-tuned network) call.
+fine-tuned network) call. :class:`SegmentationNet` trains the U-Net of
+:class:`skcxr.segmentation.UNetSegmenter` on image/mask pairs.
 
 Patient ids
 -----------
@@ -56,18 +59,21 @@ from ._torch import resolve_device
 from ._validation import check_image_stack, check_multilabel_Y
 from .metrics import check_thresholds, tune_thresholds
 from .model_selection import MultilabelStratifiedGroupShuffleSplit
-from .nn import MLP, DeeperMLP, ResNet18Classifier, augment, augment_params, balanced_pos_weight, seeded
+from .nn import MLP, BCEDiceLoss, DeeperMLP, ResNet18Classifier, UNet, augment, augment_params, balanced_pos_weight, seeded
 from .nn.resnet import FROZEN_BY_LAYER4, is_weights_name, load_resnet18_weights
 
 __all__ = [
     "MLP",
     "DeeperMLP",
+    "BaseNet",
     "MultilabelValidSplit",
     "TuneThresholds",
     "MultilabelNeuralNetClassifier",
     "ResNetFineTuner",
+    "SegmentationNet",
     "fine_tune_resnet",
     "cached_fine_tune_resnet",
+    "fit_state",
 ]
 
 
@@ -182,7 +188,270 @@ def _watch_ctrl_c():
         signal.signal(signal.SIGINT, previous)
 
 
-class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
+class BaseNet(NeuralNet):
+    """skcxr's skorch base: what every torch network in skcxr trains with.
+
+    - ``device="auto"`` (CUDA when present) stays ``"auto"`` in
+      ``get_params()`` and in pickles, so a saved model loads anywhere;
+    - ``random_state`` seeds torch for the fit (weights, dropout, batch order,
+      the validation split) and restores torch's global CPU and CUDA
+      generators afterwards (:func:`skcxr.nn.seeded`);
+    - ``train_split`` is called with the patient ids given to
+      ``fit(X, y, groups=...)``, so the validation part takes whole patients;
+    - early stopping on the validation loss restores the best epoch's weights
+      (``patience``); ``lr_scheduler`` adds a schedule;
+    - training batches are shuffled and a lone last sample (which BatchNorm
+      cannot train on) is dropped;
+    - a Ctrl-C during training propagates (skorch alone would return the
+      half-trained net);
+    - scikit-learn's parameter validation (``_parameter_constraints``) runs at fit.
+
+    Subclasses say which data they take (``_check_data``), what the module's
+    size parameters are (``_module_size_params``) and what they predict.
+    """
+
+    # Patient ids are requested by default, so routed fits (metadata routing on) deliver them.
+    __metadata_request__fit = {"groups": True}
+    __metadata_request__partial_fit = {"groups": True}
+    #: The attribute set by the data at the first fit: marks a fitted net (checked before prediction).
+    _fitted_attribute = "n_features_in_"
+
+    def __init__(
+        self,
+        module,
+        *,
+        criterion,
+        optimizer=torch.optim.AdamW,
+        lr=1e-3,
+        max_epochs=100,
+        batch_size=128,
+        train_split=MultilabelValidSplit(0.2),
+        callbacks=None,
+        patience=10,
+        lr_scheduler=None,
+        predict_nonlinearity="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            predict_nonlinearity=predict_nonlinearity,
+            device=device,
+            verbose=verbose,
+            **kwargs,
+        )
+        self.patience = patience
+        self.lr_scheduler = lr_scheduler
+        self.random_state = random_state
+
+    # -- device="auto": the parameter keeps "auto", skorch's internals read the resolved device
+
+    @property
+    def device(self):
+        """The torch device in use (``"auto"`` resolved); ``get_params()["device"]`` is the setting."""
+        requested = self.__dict__.get("device", "auto")
+        if isinstance(requested, str) and requested == "auto":
+            return resolve_device("auto")
+        return requested
+
+    @device.setter
+    def device(self, value):
+        self.__dict__["device"] = value
+
+    def get_params(self, deep=True, **kwargs):
+        params = super().get_params(deep=deep, **kwargs)
+        params["device"] = self.__dict__.get("device", "auto")
+        return params
+
+    def __setstate__(self, state):
+        requested = state.get("device")
+        auto = isinstance(requested, str) and requested == "auto"
+        if auto:
+            state["device"] = str(resolve_device("auto"))
+        super().__setstate__(state)
+        if auto:
+            self.__dict__["device"] = "auto"
+
+    # -- skorch components
+
+    @property
+    def _default_callbacks(self):
+        callbacks = [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+        ]
+        if self.patience is not None and self.train_split:
+            early = EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True)
+            callbacks.append(("early_stopping", early))
+        scheduler = self._make_lr_scheduler()
+        if scheduler is not None:
+            callbacks.append(("lr_scheduler", scheduler))
+        callbacks.append(("print_log", PrintLog()))
+        return callbacks
+
+    def _make_lr_scheduler(self):
+        """The LR scheduler callback; None when there is none (invalid values are reported by fit)."""
+        if isinstance(self.lr_scheduler, LRScheduler):
+            return copy.deepcopy(self.lr_scheduler)
+        if isinstance(self.lr_scheduler, str) and self.lr_scheduler == "plateau" and self.train_split:
+            return LRScheduler(
+                policy=torch.optim.lr_scheduler.ReduceLROnPlateau,
+                monitor="valid_loss",
+                factor=0.5,
+                patience=3,
+            )
+        if isinstance(self.lr_scheduler, str) and self.lr_scheduler == "cosine":
+            return LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs)
+        return None
+
+    def _module_size_params(self) -> dict:
+        """The module's size arguments taken from the data (none here; subclasses add theirs)."""
+        return {}
+
+    def initialize_module(self):
+        kwargs = self.get_params_for("module")
+        if kwargs or not isinstance(self.module, nn.Module):
+            for key, value in self._module_size_params().items():
+                kwargs.setdefault(key, value)
+        self.module_ = self.initialized_instance(self.module, kwargs)
+        return self
+
+    def get_iterator(self, dataset, training=False):
+        if not training:
+            return super().get_iterator(dataset, training=False)
+        kwargs = self.get_params_for("iterator_train")
+        kwargs.setdefault("shuffle", True)
+        batch_size = kwargs.setdefault("batch_size", self.batch_size)
+        if batch_size == -1:
+            batch_size = kwargs["batch_size"] = len(dataset)
+        if "drop_last" not in kwargs and len(dataset) > batch_size and len(dataset) % batch_size == 1:
+            kwargs["drop_last"] = True  # a lone last sample breaks BatchNorm in training mode
+        return self.iterator_train(dataset, **kwargs)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """The training and validation datasets; ``train_split`` gets the patient ids given to ``fit``."""
+        dataset = self.get_dataset(X, y)
+        if not self.train_split:
+            return dataset, None
+        return self.train_split(dataset, y, groups=self.__dict__.get("_fit_groups"))
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if isinstance(y_pred, tuple):  # modules may return (logits, extras...)
+            y_pred = y_pred[0]
+        return super().get_loss(y_pred, y_true, X=X, training=training)
+
+    # -- parameters and data
+
+    _parameter_constraints = {
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "patience": [None, Interval(Integral, 1, None, closed="left")],
+        "lr_scheduler": [None, StrOptions({"plateau", "cosine"}), LRScheduler],
+        "predict_nonlinearity": [None, StrOptions({"auto"}), callable],
+        "random_state": ["random_state"],
+    }
+
+    def _check_params(self):
+        # scikit-learn's check; skorch's own NeuralNet._validate_params shadows BaseEstimator's
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
+        if self.lr_scheduler == "plateau" and not self.train_split:
+            raise ValueError('lr_scheduler="plateau" monitors the validation loss; it needs a train_split.')
+
+    def _validate_X(self, X, reset):
+        return validate_data(self, X, reset=reset, dtype=np.float32)
+
+    def _check_data(self, X, y, reset):
+        """Checked ``(X, y)`` as float32 arrays; with ``reset``, the fitted attributes they define."""
+        raise NotImplementedError
+
+    # -- training
+
+    @contextlib.contextmanager
+    def _fitting(self, groups, n_samples):
+        """Seed torch, hold the patient ids for ``train_split``, and let a Ctrl-C out of skorch."""
+        if groups is not None:
+            groups = np.asarray(groups)
+            if groups.shape != (n_samples,):
+                raise ValueError(f"groups must be 1-D with one patient id per sample ({n_samples}), got shape "
+                                 f"{groups.shape}.")
+        self.__dict__["_fit_groups"] = groups
+        try:
+            with seeded(self.random_state), _watch_ctrl_c() as interrupted:
+                self._start_fit()
+                yield
+        finally:
+            self.__dict__.pop("_fit_groups", None)
+            self._end_fit()
+        if interrupted:
+            raise KeyboardInterrupt(f"{type(self).__name__}.fit interrupted (Ctrl-C)")
+
+    def _start_fit(self):
+        """Per-fit state created under the fit's seed (subclasses add to it)."""
+
+    def _end_fit(self):
+        """Drop the per-fit state."""
+
+    def fit(self, X, y, groups=None, **fit_params):
+        """Train on ``X`` and ``y`` (see the class for their forms).
+
+        Parameters
+        ----------
+        X, y : array-like
+        groups : array-like of shape (n_samples,), optional
+            Patient id of each sample: the internal validation part takes whole
+            patients. Without it, images of one patient may fall on both sides.
+        **fit_params
+            Passed to skorch's ``fit`` (and to the module's ``forward``).
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        reset = not (self.warm_start and self.initialized_)
+        X, y = self._check_data(X, y, reset=reset)
+        with self._fitting(groups, len(X)):
+            if reset:
+                self.initialize()
+            super().partial_fit(X, y, **fit_params)  # skorch's fit is initialize + partial_fit
+        return self
+
+    def partial_fit(self, X, y=None, classes=None, groups=None, **fit_params):
+        """Train for ``max_epochs`` more epochs without re-initialising (skorch's ``partial_fit``)."""
+        self._check_params()
+        X, y = self._check_data(X, y, reset=not hasattr(self, self._fitted_attribute))
+        with self._fitting(groups, len(X)):
+            super().partial_fit(X, y, classes=classes, **fit_params)
+        return self
+
+    # -- prediction
+
+    def _predict_nonlinear(self, X) -> np.ndarray:
+        """``predict_nonlinearity`` ("auto": sigmoid) of the module's output over X, float32."""
+        _sklearn_check_is_fitted(self, self._fitted_attribute)
+        if not isinstance(X, Dataset):
+            X = self._validate_X(X, reset=False)
+        nonlin = self.predict_nonlinearity
+        if isinstance(nonlin, str) and nonlin == "auto":
+            nonlin = torch.sigmoid
+        probas = []
+        for out in self.forward_iter(X, training=False):
+            out = out[0] if isinstance(out, tuple) else out
+            probas.append(to_numpy(out if nonlin is None else nonlin(out)))
+        return np.concatenate(probas).astype(np.float32, copy=False)
+
+
+class MultilabelNeuralNetClassifier(ClassifierMixin, BaseNet):
     """A skorch neural network for multi-label classification of feature vectors.
 
     One sigmoid output per label, trained with
@@ -286,9 +555,7 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
     ((3, 4), (3, 4), [0, 1, 2, 3])
     """
 
-    # Patient ids are requested by default, so routed fits (metadata routing on) deliver them.
-    __metadata_request__fit = {"groups": True}
-    __metadata_request__partial_fit = {"groups": True}
+    _fitted_attribute = "classes_"
 
     def __init__(
         self,
@@ -312,52 +579,14 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         **kwargs,
     ):
         super().__init__(
-            module,
-            criterion=criterion,
-            optimizer=optimizer,
-            lr=lr,
-            max_epochs=max_epochs,
-            batch_size=batch_size,
-            train_split=train_split,
-            callbacks=callbacks,
-            predict_nonlinearity=predict_nonlinearity,
-            device=device,
-            verbose=verbose,
+            module, criterion=criterion, optimizer=optimizer, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
+            train_split=train_split, callbacks=callbacks, patience=patience, lr_scheduler=lr_scheduler,
+            predict_nonlinearity=predict_nonlinearity, device=device, random_state=random_state, verbose=verbose,
             **kwargs,
-        )
-        self.patience = patience
-        self.lr_scheduler = lr_scheduler
+        )  # fmt: skip
         self.pos_weight = pos_weight
         self.threshold = threshold
-        self.random_state = random_state
 
-    # -- device="auto": the parameter keeps "auto", skorch's internals read the resolved device
-
-    @property
-    def device(self):
-        """The torch device in use (``"auto"`` resolved); ``get_params()["device"]`` is the setting."""
-        requested = self.__dict__.get("device", "auto")
-        if isinstance(requested, str) and requested == "auto":
-            return resolve_device("auto")
-        return requested
-
-    @device.setter
-    def device(self, value):
-        self.__dict__["device"] = value
-
-    def get_params(self, deep=True, **kwargs):
-        params = super().get_params(deep=deep, **kwargs)
-        params["device"] = self.__dict__.get("device", "auto")
-        return params
-
-    def __setstate__(self, state):
-        requested = state.get("device")
-        auto = isinstance(requested, str) and requested == "auto"
-        if auto:
-            state["device"] = str(resolve_device("auto"))
-        super().__setstate__(state)
-        if auto:
-            self.__dict__["device"] = "auto"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -366,51 +595,17 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         tags.classifier_tags.multi_label = True
         return tags
 
-    # -- skorch components built from the fitted data
-
     @property
     def _default_callbacks(self):
-        callbacks = [
-            ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("valid_loss", PassthroughScoring(name="valid_loss")),
-        ]
-        if self.patience is not None and self.train_split:
-            early = EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True)
-            callbacks.append(("early_stopping", early))
-        scheduler = self._make_lr_scheduler()
-        if scheduler is not None:
-            callbacks.append(("lr_scheduler", scheduler))
-        callbacks.append(("tune_thresholds", TuneThresholds()))  # after early stopping restored the best epoch
-        callbacks.append(("print_log", PrintLog()))
+        callbacks = super()._default_callbacks
+        callbacks.insert(-1, ("tune_thresholds", TuneThresholds()))  # after early stopping restored the best epoch
         return callbacks
 
-    def _make_lr_scheduler(self):
-        """The LR scheduler callback; None when there is none (invalid values are reported by fit)."""
-        if isinstance(self.lr_scheduler, LRScheduler):
-            return copy.deepcopy(self.lr_scheduler)
-        if isinstance(self.lr_scheduler, str) and self.lr_scheduler == "plateau" and self.train_split:
-            return LRScheduler(
-                policy=torch.optim.lr_scheduler.ReduceLROnPlateau,
-                monitor="valid_loss",
-                factor=0.5,
-                patience=3,
-            )
-        if isinstance(self.lr_scheduler, str) and self.lr_scheduler == "cosine":
-            return LRScheduler(policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs)
-        return None
-
     def _module_size_params(self) -> dict:
-        """The module's size arguments taken from the data (input width and number of labels)."""
+        """The input width and the number of labels, once the data has been seen."""
+        if not hasattr(self, "classes_"):
+            return {}
         return {"n_features": self.n_features_in_, "n_outputs": len(self.classes_)}
-
-    def initialize_module(self):
-        kwargs = self.get_params_for("module")
-        if hasattr(self, "classes_") and (kwargs or not isinstance(self.module, nn.Module)):
-            for key, value in self._module_size_params().items():
-                kwargs.setdefault(key, value)
-        self.module_ = self.initialized_instance(self.module, kwargs)
-        return self
 
     def initialize_criterion(self):
         kwargs = self.get_params_for("criterion")
@@ -419,35 +614,6 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
             kwargs["pos_weight"] = torch.as_tensor(pos_weight, dtype=torch.float32)
         self.criterion_ = self.initialized_instance(self.criterion, kwargs)
         return self
-
-    def get_iterator(self, dataset, training=False):
-        if not training:
-            return super().get_iterator(dataset, training=False)
-        kwargs = self.get_params_for("iterator_train")
-        kwargs.setdefault("shuffle", True)
-        batch_size = kwargs.setdefault("batch_size", self.batch_size)
-        if batch_size == -1:
-            batch_size = kwargs["batch_size"] = len(dataset)
-        if "drop_last" not in kwargs and len(dataset) > batch_size and len(dataset) % batch_size == 1:
-            kwargs["drop_last"] = True  # a lone last sample breaks BatchNorm in training mode
-        return self.iterator_train(dataset, **kwargs)
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        """The training and validation datasets; ``train_split`` gets the patient ids given to ``fit``."""
-        dataset = self.get_dataset(X, y)
-        if not self.train_split:
-            return dataset, None
-        return self.train_split(dataset, y, groups=self.__dict__.get("_fit_groups"))
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        if isinstance(y_pred, tuple):  # modules may return (logits, extras...)
-            y_pred = y_pred[0]
-        return super().get_loss(y_pred, y_true, X=X, training=training)
-
-    # -- data checks and fitted attributes
-
-    def _validate_X(self, X, reset):
-        return validate_data(self, X, reset=reset, dtype=np.float32)
 
     def _check_data(self, X, y, reset):
         if y is None:
@@ -484,21 +650,13 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         return weight
 
     _parameter_constraints = {
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "patience": [None, Interval(Integral, 1, None, closed="left")],
-        "lr_scheduler": [None, StrOptions({"plateau", "cosine"}), LRScheduler],
+        **BaseNet._parameter_constraints,
         "pos_weight": [None, StrOptions({"balanced"}), "array-like"],
         "threshold": [Interval(Real, None, None, closed="neither"), "array-like", StrOptions({"tuned"})],
-        "predict_nonlinearity": [None, StrOptions({"auto"}), callable],
-        "random_state": ["random_state"],
     }
 
     def _check_params(self):
-        # scikit-learn's check; skorch's own NeuralNet._validate_params shadows BaseEstimator's
-        validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
-        if self.lr_scheduler == "plateau" and not self.train_split:
-            raise ValueError('lr_scheduler="plateau" monitors the validation loss; it needs a train_split.')
+        super()._check_params()
         self._check_threshold_param()
 
     def _check_threshold_param(self):
@@ -506,69 +664,6 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         validate_parameter_constraints(constraint, {"threshold": self.threshold}, type(self).__name__)
         if isinstance(self.threshold, str) and not self.train_split:
             raise ValueError('threshold="tuned" needs the internal validation split; train_split is None.')
-
-    # -- training
-
-    @contextlib.contextmanager
-    def _fitting(self, groups, n_samples):
-        """Seed torch, hold the patient ids for ``train_split``, and let a Ctrl-C out of skorch."""
-        if groups is not None:
-            groups = np.asarray(groups)
-            if groups.shape != (n_samples,):
-                raise ValueError(f"groups must be 1-D with one patient id per sample ({n_samples}), got shape "
-                                 f"{groups.shape}.")
-        self.__dict__["_fit_groups"] = groups
-        try:
-            with seeded(self.random_state), _watch_ctrl_c() as interrupted:
-                self._start_fit()
-                yield
-        finally:
-            self.__dict__.pop("_fit_groups", None)
-            self._end_fit()
-        if interrupted:
-            raise KeyboardInterrupt(f"{type(self).__name__}.fit interrupted (Ctrl-C)")
-
-    def _start_fit(self):
-        """Per-fit state created under the fit's seed (subclasses add to it)."""
-
-    def _end_fit(self):
-        """Drop the per-fit state."""
-
-    def fit(self, X, y, groups=None, **fit_params):
-        """Train on ``X`` and a 0/1 label matrix ``y`` (n, L).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Features; cast to float32.
-        y : array-like or DataFrame of shape (n_samples, n_labels)
-            0/1 indicator matrix; a DataFrame's columns become ``classes_``.
-        groups : array-like of shape (n_samples,), optional
-            Patient id of each sample: the internal validation part takes whole
-            patients. Without it, images of one patient may fall on both sides.
-        **fit_params
-            Passed to skorch's ``fit`` (and to the module's ``forward``).
-
-        Returns
-        -------
-        self
-        """
-        self._check_params()
-        reset = not (self.warm_start and self.initialized_)
-        X, Y = self._check_data(X, y, reset=reset)
-        with self._fitting(groups, len(X)):
-            if reset:
-                self.initialize()
-            super().partial_fit(X, Y, **fit_params)  # skorch's fit is initialize + partial_fit
-        return self
-
-    def partial_fit(self, X, y=None, classes=None, groups=None, **fit_params):
-        """Train for ``max_epochs`` more epochs without re-initialising (skorch's ``partial_fit``)."""
-        self._check_params()
-        X, Y = self._check_data(X, y, reset=not hasattr(self, "classes_"))
-        with self._fitting(groups, len(X)):
-            super().partial_fit(X, Y, classes=classes, **fit_params)
-        return self
 
     # -- prediction
 
@@ -583,17 +678,7 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         -------
         ndarray of shape (n_samples, n_labels), float32
         """
-        _sklearn_check_is_fitted(self, "classes_")
-        if not isinstance(X, Dataset):
-            X = self._validate_X(X, reset=False)
-        nonlin = self.predict_nonlinearity
-        if isinstance(nonlin, str) and nonlin == "auto":
-            nonlin = torch.sigmoid
-        probas = []
-        for out in self.forward_iter(X, training=False):
-            out = out[0] if isinstance(out, tuple) else out
-            probas.append(to_numpy(out if nonlin is None else nonlin(out)))
-        return np.concatenate(probas).astype(np.float32, copy=False)
+        return self._predict_nonlinear(X)
 
     def predict(self, X):
         """0/1 label matrix: probability ``>= threshold`` per label, in the dtype of the ``y`` given to ``fit``.
@@ -619,7 +704,56 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, NeuralNet):
         return check_thresholds(self.threshold, n_labels)
 
 
-class ResNetFineTuner(MultilabelNeuralNetClassifier):
+class _ImageNetMixin:
+    """For nets on image stacks (n, S, S) in [-1, 1]: per-batch augmentation, channels_last on the CPU.
+
+    Each training batch gets :func:`skcxr.nn.augment` with ``self.augment``
+    (:func:`skcxr.nn.augment_params`), drawn from a generator seeded under the
+    fit's seed; with ``_augment_masks`` the targets are masks that get the
+    same geometry. The validation part is not augmented.
+    """
+
+    _augment_masks = False
+
+    def _validate_X(self, X, reset):
+        X = check_image_stack(X)
+        if reset:
+            self.image_shape_ = X.shape[1:]
+        elif X.shape[1:] != self.image_shape_:
+            raise ValueError(f"X has images of shape {X.shape[1:]}; the net was trained on {self.image_shape_}.")
+        return X[:, None]  # (n, 1, S, S)
+
+    def _check_params(self):
+        super()._check_params()
+        augment_params(self.augment)  # the dict's keys
+
+    def _start_fit(self):
+        self.__dict__["_augment_gen"] = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,))))
+
+    def _end_fit(self):
+        self.__dict__.pop("_augment_gen", None)
+
+    def initialize_module(self):
+        super().initialize_module()
+        if resolve_device(self.device).type == "cpu":
+            self.module_.to(memory_format=torch.channels_last)
+        return self
+
+    def infer(self, x, **fit_params):
+        if isinstance(x, torch.Tensor) and x.ndim == 4 and resolve_device(self.device).type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return super().infer(x, **fit_params)
+
+    def train_step_single(self, batch, **fit_params):
+        params = augment_params(self.augment)
+        if params is not None:
+            Xi, yi = unpack_data(batch)
+            gen = self.__dict__["_augment_gen"]
+            batch = augment(Xi, gen, masks=yi, **params) if self._augment_masks else (augment(Xi, gen, **params), yi)
+        return super().train_step_single(batch, **fit_params)
+
+
+class ResNetFineTuner(_ImageNetMixin, MultilabelNeuralNetClassifier):
     """:class:`MultilabelNeuralNetClassifier` for image stacks: trains a :class:`skcxr.nn.ResNet18Classifier`.
 
     ``X`` is a preprocessed stack ``(n, S, S)`` in [-1, 1]. Each training
@@ -681,51 +815,98 @@ class ResNetFineTuner(MultilabelNeuralNetClassifier):
         return callbacks
 
     def _module_size_params(self) -> dict:
-        return {"n_outputs": len(self.classes_)}
-
-    def _validate_X(self, X, reset):
-        X = check_image_stack(X)
-        if reset:
-            self.image_shape_ = X.shape[1:]
-        elif X.shape[1:] != self.image_shape_:
-            raise ValueError(f"X has images of shape {X.shape[1:]}; the net was trained on {self.image_shape_}.")
-        return X[:, None]  # (n, 1, S, S)
+        return {"n_outputs": len(self.classes_)} if hasattr(self, "classes_") else {}
 
     _parameter_constraints = {
         **MultilabelNeuralNetClassifier._parameter_constraints,
         "augment": ["boolean", dict],
     }
 
-    def _check_params(self):
-        super()._check_params()
-        augment_params(self.augment)  # the dict's keys
 
-    def _start_fit(self):
-        self.__dict__["_augment_gen"] = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,))))
+class SegmentationNet(_ImageNetMixin, BaseNet):
+    """A skorch net for binary segmentation of image stacks; trains a :class:`skcxr.nn.UNet` with BCE + Dice.
 
-    def _end_fit(self):
-        self.__dict__.pop("_augment_gen", None)
+    ``X`` is a preprocessed stack ``(n, S, S)`` in [-1, 1], ``y`` the masks
+    ``(n, S, S)`` (bool, 0/1, or soft values in [0, 1] from resizing). Each
+    training batch is augmented with one random geometry per image shared by
+    the image and its mask (:func:`skcxr.nn.augment`: small rotation, shift,
+    brightness and contrast; no left-right flip unless ``augment={"hflip":
+    True}``). Training stops early on the loss of a 15 % validation part that
+    takes whole patients (or images, without ``groups``); the best epoch is
+    restored. :class:`skcxr.segmentation.UNetSegmenter` is the scikit-learn
+    transformer around it.
 
-    def initialize_module(self):
-        super().initialize_module()
-        if resolve_device(self.device).type == "cpu":
-            self.module_.to(memory_format=torch.channels_last)
-        return self
+    Parameters
+    ----------
+    module : default=UNet
+        ``module__depth`` and ``module__base_width`` reach :class:`skcxr.nn.UNet`.
+    criterion : default=BCEDiceLoss
+    augment : bool or dict, default=True
+    lr, max_epochs, batch_size, patience, train_split
+        As in :class:`BaseNet`, with defaults for U-Nets (1e-3, 60, 16, 10, a
+        15 % validation part).
+    **kwargs
+        Every other parameter of :class:`BaseNet`.
 
-    def infer(self, x, **fit_params):
-        if isinstance(x, torch.Tensor) and x.ndim == 4 and resolve_device(self.device).type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return super().infer(x, **fit_params)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.neural import SegmentationNet
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, (8, 32, 32)).astype(np.float32)
+    >>> net = SegmentationNet(max_epochs=1, module__depth=2, module__base_width=4, random_state=0)
+    >>> net.fit(X, X > 0).predict_proba(X[:2]).shape
+    (2, 32, 32)
+    """
 
-    def train_step_single(self, batch, **fit_params):
-        params = augment_params(self.augment)
-        if params is not None:
-            Xi, yi = unpack_data(batch)
-            batch = (augment(Xi, self.__dict__["_augment_gen"], **params), yi)
-        return super().train_step_single(batch, **fit_params)
+    _augment_masks = True
+    _fitted_attribute = "image_shape_"
+
+    def __init__(
+        self,
+        module=UNet,
+        *,
+        criterion=BCEDiceLoss,
+        augment=True,
+        lr=1e-3,
+        max_epochs=60,
+        batch_size=16,
+        patience=10,
+        train_split=MultilabelValidSplit(0.15, stratified=False),
+        **kwargs,
+    ):
+        super().__init__(
+            module, criterion=criterion, lr=lr, max_epochs=max_epochs, batch_size=batch_size, patience=patience,
+            train_split=train_split, **kwargs,
+        )  # fmt: skip
+        self.augment = augment
+
+    _parameter_constraints = {**BaseNet._parameter_constraints, "augment": ["boolean", dict]}
+
+    def _check_data(self, X, y, reset):
+        X = self._validate_X(X, reset)
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs the masks y (n, S, S) to fit; got None.")
+        masks = np.asarray(y, dtype=np.float32)
+        if masks.shape != X.shape[:1] + X.shape[2:]:
+            raise ValueError(f"masks have shape {masks.shape}; the images have {X.shape[:1] + X.shape[2:]}.")
+        if not (np.isfinite(masks).all() and masks.min(initial=0) >= 0 and masks.max(initial=0) <= 1):
+            raise ValueError("masks must hold values in [0, 1] (bool, 0/1 or soft).")
+        return X, masks[:, None]
+
+    def predict_proba(self, X):
+        """Foreground probability of each pixel, float32 (n, S, S)."""
+        return self._predict_nonlinear(X)[:, 0]
 
 
 # --------------------------------------------------------------------------- the fine-tuning function
+def fit_state(net, X, y, groups=None) -> tuple[dict, list[dict]]:
+    """Fit a skorch ``net`` and return ``(state_dict of CPU tensors, per-epoch history)`` (see :func:`_history`)."""
+    net.fit(X, y, groups=groups)
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.module_.state_dict().items()}
+    return state, _history(net)
+
+
 def _history(net) -> list[dict]:
     """Per-epoch ``epoch``, ``train_loss``, ``valid_loss``, ``seconds`` and ``best`` (the restored epoch)."""
     rows = [
@@ -813,16 +994,14 @@ def fine_tune_resnet(
         batch_size=batch_size, patience=patience, random_state=random_state, device=device, verbose=verbose,
         **(net_params or {}),
     )  # fmt: skip
-    net.fit(images, Y, groups=groups)
-    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in net.module_.state_dict().items()}
-    return state, _history(net)
+    return fit_state(net, images, Y, groups)
 
 
 class _NumpyState(dict):
     """A state dict of numpy arrays: ``joblib.hash`` hashes it by content; its repr (cache metadata) is short."""
 
     def __repr__(self):
-        return f"<ResNet18 state dict, {len(self)} arrays>"
+        return f"<state dict, {len(self)} arrays>"
 
 
 def numpy_state(state: Mapping) -> _NumpyState:
@@ -854,4 +1033,3 @@ def cached_fine_tune_resnet(memory, images, Y, *, weights=None, **params):
         weights = numpy_state(load_resnet18_weights(weights))
     fit = check_memory(memory).cache(fine_tune_resnet, ignore=["device", "verbose"])
     return fit(images, Y, weights=weights, **params)
-

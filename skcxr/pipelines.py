@@ -1,4 +1,4 @@
-"""Ready-made pipelines: classical texture features + logistic regression, and the hybrid system.
+"""Ready-made pipelines: classical texture features + logistic regression, the hybrid and the attention systems.
 
 Every step has a name, so any part swaps with ``set_params`` (``clf=...``,
 ``features__hog__orientations=...``) or is tuned by ``GridSearchCV``.
@@ -15,14 +15,22 @@ scikit-learn's plain ``joblib.Memory``, keyed on file names.
 
 from __future__ import annotations
 
+import copy
+
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ._cache import check_memory
+from .explain import GradCAM
 from .features import HOGFeatures, LBPFeatures, ResNetEmbedder
+from .fusion import AttentionFusion, AttentionMaps, MapPooler
+from .lung_region import LungRegion
+from .neural import MLP, MultilabelNeuralNetClassifier
 from .preprocessing import CXRPreprocessor
+from .segmentation import UNetSegmenter, frozen_segmenter
 
 
 #: The default C of :func:`make_logistic_regression`. Chosen by nested, patient-grouped CV on the 1,416
@@ -30,6 +38,11 @@ from .preprocessing import CXRPreprocessor
 #: against every MLP setting tried, C=1e-4 won in 5 of 5 outer folds (C=0.01 under-regularises ~6,000
 #: texture features: -0.044 macro-AUC); at 64 px studies/classical_baseline.py chose it too.
 DEFAULT_C = 1e-4
+
+
+#: The side the default Grad-CAM network of :func:`make_attention_pipeline` trains at: 128 px (a 4 x 4
+#: ``layer4`` grid) keeps its fine-tuning a few minutes on 2 CPU cores; 224 px costs about 3x more.
+CAM_IMAGE_SIZE = 128
 
 
 def make_logistic_regression(C: float = DEFAULT_C) -> OneVsRestClassifier:
@@ -169,6 +182,105 @@ def make_hybrid_pipeline(cnn=None, classifier=None, *, size: int = 224, texture:
     return Pipeline([
         ("prep", CXRPreprocessor(size=size, n_jobs=n_jobs)),
         ("features", FeatureUnion(features)),
+        ("scale", StandardScaler()),
+        ("clf", classifier),
+    ], memory=_content_memory(memory))
+
+
+def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, lam: float = 0.5, cv=3,
+                            classifier=None, size: int = 224, pool_size: int = 8, memory=None,
+                            n_jobs: int | None = None, random_state=None) -> Pipeline:
+    """The report's attention systems: U-Net lung masks and Grad-CAM, fused with weight ``lam``.
+
+    - ``system="maps"`` (the report's week 5): ``CXRPreprocessor ->
+      AttentionMaps -> AttentionFusion(lam) -> MapPooler -> StandardScaler ->
+      classifier``: the classifier sees only the pooled fused map
+      ``F = lam*U + (1-lam)*G``.
+    - ``system="final"``: ``CXRPreprocessor -> FeatureUnion(LBP, HOG, lung
+      LBP+HOG, ResNet18 embedding, pooled fused map) -> StandardScaler ->
+      classifier``. The lung branch computes LBP and HOG on the lungs' bounding
+      box (:class:`~skcxr.lung_region.LungRegion`), so texture outside the lungs
+      stops driving the classifier; the attention branch adds where the CNN and
+      the lungs are.
+
+    The U-Net is prefit (the shipped lung U-Net by default) and never trained
+    on disease labels. The Grad-CAM network is fine-tuned on the training
+    labels (``GradCAM(cnn)``, default ``ResNetEmbedder(fine_tune="all",
+    image_size=CAM_IMAGE_SIZE)``; its maps are upsampled to ``size``).
+    ``set_params(features__attention__fusion__lam=0.25)`` (``fusion__lam``
+    for ``"maps"``) changes only the fusion; with ``memory``, the U-Net maps,
+    the fine-tuning and the CAMs are cached by content, so a grid over
+    ``lam`` or the classifier never recomputes them. Patient ids reach the
+    Grad-CAM network's validation split through scikit-learn's metadata
+    routing: ``with sklearn.config_context(enable_metadata_routing=True):
+    pipe.fit(X, Y, groups=patients)`` (:func:`skcxr.evaluation.holdout_report`
+    turns it on by itself).
+
+    Parameters
+    ----------
+    system : {"final", "maps"}, default="final"
+    segmenter : None, fitted UNetSegmenter, FrozenEstimator or path, default=None
+        None: :func:`skcxr.segmentation.load_lung_unet`.
+    cnn : ResNetEmbedder, default=None
+        The network Grad-CAM explains; it must have ``fine_tune`` set.
+    lam : float in [0, 1], default=0.5
+        Weight of the U-Net map in the fusion (1: U-Net only, 0: Grad-CAM only).
+    cv : None, int or splitter, default=3
+        Cross-fitting of the Grad-CAM network (``GradCAM(cv=...)``): each
+        training image's map comes from a network fine-tuned on the other
+        folds, as test images' maps come from a network that never saw them.
+        None uses the in-sample maps (cheaper: ``cv`` fewer fine-tunings).
+    classifier : estimator, default=None
+        ``None``: :func:`make_logistic_regression` for ``"final"``, the skorch
+        MLP (``MultilabelNeuralNetClassifier(MLP)``) for ``"maps"``.
+    size : int, default=224
+    pool_size : int, default=8
+        The fused map is averaged over a ``pool_size x pool_size`` grid.
+    memory : None, str, path or joblib.Memory, default=None
+        Content-keyed cache for the Pipeline's steps and for the U-Net,
+        fine-tuning and Grad-CAM work inside them (see :mod:`skcxr._cache`).
+    n_jobs : int, default=None
+    random_state : int, default=None
+        Seeds the ResNet18s (and the MLP); None: unseeded and never cached.
+
+    Examples
+    --------
+    >>> from skcxr.datasets import make_phantoms
+    >>> from skcxr.features import ResNetEmbedder
+    >>> data = make_phantoms(40, size=64, random_state=0)
+    >>> cnn = ResNetEmbedder(fine_tune="all", epochs=1, image_size=64, random_state=0)
+    >>> pipe = make_attention_pipeline(cnn=cnn, size=64, random_state=0).fit(data.images, data.Y)
+    >>> pipe.predict_proba(data.images[:2]).shape
+    (2, 7)
+    """
+    if system not in ("final", "maps"):
+        raise ValueError(f'system must be "final" or "maps"; got {system!r}.')
+    segmenter = frozen_segmenter(segmenter, owner="make_attention_pipeline")
+    if memory is not None and isinstance(segmenter.estimator, UNetSegmenter):  # a copy: the caller's stays as it was
+        segmenter = FrozenEstimator(copy.copy(segmenter.estimator).set_params(memory=check_memory(memory)))
+    if cnn is None:
+        cnn = ResNetEmbedder(fine_tune="all", image_size=CAM_IMAGE_SIZE, random_state=random_state)
+    attention = Pipeline([
+        ("maps", AttentionMaps(segmenter, GradCAM(cnn, cv=cv, memory=None if memory is None else check_memory(memory)))),
+        ("fusion", AttentionFusion(lam=lam)),
+        ("pool", MapPooler(pool_size)),
+    ])
+    if system == "maps":
+        if classifier is None:
+            classifier = MultilabelNeuralNetClassifier(MLP, random_state=random_state)
+        steps = attention.steps
+    else:
+        lungs = Pipeline([("region", LungRegion(segmenter)), ("texture", FeatureUnion(_texture_features(n_jobs)))])
+        union = _texture_features(n_jobs) + [
+            ("lungs", lungs),
+            ("cnn", ResNetEmbedder(image_size=size, random_state=random_state)),
+            ("attention", attention),
+        ]
+        steps = [("features", FeatureUnion(union))]
+        classifier = make_logistic_regression() if classifier is None else classifier
+    return Pipeline([
+        ("prep", CXRPreprocessor(size=size, n_jobs=n_jobs)),
+        *steps,
         ("scale", StandardScaler()),
         ("clf", classifier),
     ], memory=_content_memory(memory))

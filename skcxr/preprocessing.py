@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import (
 )
 
 from ._parallel import N_JOBS_CONSTRAINT, map_batches
-from ._validation import is_path_array
+from ._validation import image_stack_tags, is_path_array
 from .datasets import read_image
 
 __all__ = ["CXRPreprocessor"]
@@ -120,13 +120,7 @@ class CXRPreprocessor(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.input_tags.string = True
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
+        return image_stack_tags(super().__sklearn_tags__(), paths=True, requires_fit=False)
 
     def fit(self, X, y=None):
         """Validate the parameters and the form of ``X`` (files are not read).

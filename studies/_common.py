@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +68,25 @@ def write_markdown(name: str, text: str) -> Path:
     path = RESULTS / name
     path.write_text(text)
     return path
+
+
+def timed(run) -> tuple[float, float, object]:
+    """Seconds, peak RSS above the RSS before (MiB, sampled every 5 ms), and the result of ``run()``."""
+    import psutil
+
+    me = psutil.Process()
+    before = me.memory_info().rss
+    peak, stop = [before], threading.Event()
+
+    def poll():
+        while not stop.wait(0.005):
+            peak[0] = max(peak[0], me.memory_info().rss)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    tic = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - tic
+    stop.set()
+    thread.join()
+    return seconds, (peak[0] - before) / 2**20, result

@@ -31,14 +31,13 @@ import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 import psutil
 import torch
 import torchvision
-from _common import SHARED_DATA, machine, write_markdown
+from _common import SHARED_DATA, machine, timed, write_markdown
 
 from skcxr.datasets import load_chestxray14
 from skcxr.features.deep import ResNetEmbedder, resnet18_1ch
@@ -97,23 +96,11 @@ def rss_child(n_paths: int, threads: int) -> None:
     torch.set_num_threads(threads)
     paths = real_paths(n_paths)
     embedder = ResNetEmbedder(batch_size=32, random_state=0).fit(paths)
-    me = psutil.Process()
-    idle = me.memory_info().rss
-    peak, stop = [idle], threading.Event()
-
-    def poll():
-        while not stop.wait(0.02):
-            peak[0] = max(peak[0], me.memory_info().rss)
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    tic = time.perf_counter()
-    Z = embedder.transform(paths)
-    seconds = time.perf_counter() - tic
-    stop.set()
-    thread.join()
+    idle = psutil.Process().memory_info().rss
+    seconds, rise, Z = timed(lambda: embedder.transform(paths))
+    peak = idle + rise * 2**20
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    print(json.dumps({"idle": idle, "peak": peak[0], "maxrss": maxrss, "seconds": seconds, "shape": Z.shape}))
+    print(json.dumps({"idle": idle, "peak": peak, "maxrss": maxrss, "seconds": seconds, "shape": Z.shape}))
 
 
 def peak_memory(args) -> dict:

@@ -47,11 +47,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import textwrap
 import json
 import time
 
-import matplotlib
 import numpy as np
 import pandas as pd
 import sklearn
@@ -71,9 +69,7 @@ from skcxr.neural import MLP, DeeperMLP, MultilabelNeuralNetClassifier, cached_f
 from skcxr.nn import ResNet18Classifier
 from skcxr.nn.training import seed_from
 from skcxr.pipelines import make_classical_pipeline, make_hybrid_pipeline, make_logistic_regression
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from skcxr.plotting import plot_model_comparison
 
 # Patient ids must reach every inner split: GridSearchCV's cv *and* the MLP's own early-stopping /
 # threshold split. Without metadata routing GridSearchCV.fit(groups=...) hands them to the cv only.
@@ -259,36 +255,7 @@ def side_by_side(result) -> pd.DataFrame:
 
 
 def chart(result, path, title):
-    parts = {"pooled": result.summary, **{f"within {s}": t for s, t in result.by_source.items()}}
-    names = list(result.summary.index)
-    colors = ["black", "tab:blue", "tab:orange"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.7 * len(names) + 2.4), sharey=True,
-                             gridspec_kw={"width_ratios": [1.15, 1]})
-    y = np.arange(len(names))[::-1]
-    offsets = np.linspace(0.22, -0.22, len(parts))  # pooled on top
-    for ax, (col, lo, hi), ref, xlabel in [
-        (axes[0], ("Macro-AUC", "AUC low", "AUC high"), 0.5, "macro-AUC on the test part (95 % patient bootstrap)"),
-        (axes[1], ("ΔAUC", "ΔAUC low", "ΔAUC high"), 0.0, "ΔAUC vs logistic regression (paired 95 % interval)"),
-    ]:
-        for (part, t), dy, c in zip(parts.items(), offsets, colors):
-            v = t.loc[names, col].to_numpy(float)
-            err = np.vstack([v - t.loc[names, lo].to_numpy(float), t.loc[names, hi].to_numpy(float) - v])
-            ok = np.isfinite(v)
-            ax.errorbar(v[ok], (y + dy)[ok], xerr=err[:, ok], fmt="o", color=c, ms=5, capsize=3, lw=1.2,
-                        label=part)
-        ax.axvline(ref, color="grey", ls="--", lw=1)
-        ax.set_xlabel(xlabel)
-        ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, [textwrap.fill(n, 34, break_on_hyphens=False) for n in names], fontsize=9)
-    axes[0].set_ylim(-0.6, len(names) - 0.4)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, [f"{lab} test images" for lab in labels], loc="lower center", ncol=len(labels),
-               fontsize=9, frameon=False)
-    axes[1].text(0.0, y[names.index(BASELINE)], "  (the baseline)", fontsize=8, color="grey", va="center")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plot_model_comparison(result, baseline=BASELINE, title=title).savefig(path, dpi=110)
 
 
 def replot(out):

@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._cache import check_memory
 from .._torch import forward, load_images
-from .._validation import check_image_stack, check_multilabel_Y, is_path_array
+from .._validation import check_image_stack, check_multilabel_Y, image_stack_tags, is_path_array
 from ..model_selection import MultilabelStratifiedGroupKFold
 from ..neural import cached_fine_tune_resnet, numpy_state
 from ..nn import N_FEATURES, ResNet18Classifier, augment_params, load_resnet18_weights
@@ -307,18 +307,42 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         if images is None or self.cv is None:
             return self.transform(X if images is None else images)
         Y = check_multilabel_Y(y, len(images))
+        out = np.empty((len(images), Y.shape[1]), dtype=np.float32)
+        for _, test, net in self.fold_networks(images, Y, groups, self.cv):
+            out[test] = self._head_proba(net.backbone, net.head, images[test])
+        return out
+
+    def fold_networks(self, images, Y, groups, cv):
+        """Yield ``(train, test, network)`` per cross-fitting fold: the ResNet18 fine-tuned on ``train`` only.
+
+        The folds and seeds that ``fit_transform`` uses with ``cv``
+        (:class:`~skcxr.model_selection.MultilabelStratifiedGroupKFold` over
+        patients, seeds drawn from ``random_state``), through the same cached
+        fine-tuning: any estimator that cross-fits this network (``GradCAM``
+        with ``cv``) shares its fold networks.
+
+        Parameters
+        ----------
+        images : float array (n, image_size, image_size)
+            The preprocessed training images.
+        Y : array (n, L) of 0/1
+        groups : array (n,) or None
+        cv : int or splitter
+
+        Yields
+        ------
+        train, test : index arrays
+        network : skcxr.nn.ResNet18Classifier (eval mode)
+        """
         groups = np.arange(len(images)) if groups is None else np.asarray(groups)
-        cv = self.cv
         seeds = self._seeds(cv + 1 if isinstance(cv, Integral) else cv.get_n_splits(images, Y, groups) + 1)
         if isinstance(cv, Integral):
             cv = MultilabelStratifiedGroupKFold(cv, shuffle=True, random_state=seeds.pop())
-        out = np.empty((len(images), Y.shape[1]), dtype=np.float32)
         for (train, test), seed in zip(cv.split(images, Y, groups), seeds):
             state, _ = self._fine_tune(images[train], Y[train], groups[train], seed)
             net = ResNet18Classifier(Y.shape[1])
             net.load_state_dict(state)
-            out[test] = self._head_proba(net.backbone, net.head, images[test])
-        return out
+            yield train, test, net.eval()
 
     def _embed(self, X, state):
         embed = check_memory(self.memory).cache(embed_resnet, ignore=["batch_size", "device", "verbose"])
@@ -423,10 +447,4 @@ class ResNetEmbedder(TransformerMixin, BaseEstimator):
         return state
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.input_tags.string = True
-        tags.target_tags.required = False
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
+        return image_stack_tags(super().__sklearn_tags__(), paths=True, target_required=False)

@@ -24,7 +24,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import check_is_fitted
 
 from .._parallel import N_JOBS_CONSTRAINT, map_batches
-from .._validation import check_image_stack
+from .._validation import check_image_stack, image_stack_tags
 
 try:  # the cell-histogram kernel of skimage.feature.hog: private, may move in a future scikit-image
     from skimage.feature import _hoghistogram
@@ -55,11 +55,7 @@ class _ImageFeatures(TransformerMixin, BaseEstimator):
     _prefer = None
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
+        return image_stack_tags(super().__sklearn_tags__())
 
     # ``groups`` is accepted and ignored, so a FeatureUnion beside a ResNetEmbedder can pass patient ids to all
     # its members (metadata routing off); with routing on it is not requested.

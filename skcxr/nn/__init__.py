@@ -2,6 +2,7 @@
 
 - :mod:`skcxr.nn.resnet`: the 1-channel ResNet18, weight loading and conversion, BatchNorm folding.
 - :mod:`skcxr.nn.mlp`: :class:`MLP`, :class:`DeeperMLP`.
+- :mod:`skcxr.nn.unet`: :class:`UNet` and its BCE + Dice loss.
 - :mod:`skcxr.nn.augment`: one random geometry applied to an image batch and, optionally, its masks.
 - :mod:`skcxr.nn.training`: seeding that restores CPU and CUDA generators, ``pos_weight``.
 
@@ -12,17 +13,21 @@ from .augment import DEFAULT_AUGMENT, augment, augment_params
 from .mlp import MLP, DeeperMLP
 from .resnet import N_FEATURES, ResNet18Classifier, load_resnet18_weights, resnet18_1ch
 from .training import MAX_POS_WEIGHT, balanced_pos_weight, seeded
+from .unet import BCEDiceLoss, UNet, dice_coefficient
 
 __all__ = [
+    "BCEDiceLoss",
     "DEFAULT_AUGMENT",
     "MAX_POS_WEIGHT",
     "MLP",
     "N_FEATURES",
     "DeeperMLP",
     "ResNet18Classifier",
+    "UNet",
     "augment",
     "augment_params",
     "balanced_pos_weight",
+    "dice_coefficient",
     "load_resnet18_weights",
     "resnet18_1ch",
     "seeded",

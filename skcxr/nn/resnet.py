@@ -238,8 +238,16 @@ def load_resnet18_weights(weights) -> dict[str, torch.Tensor] | None:
     return _to_1channel(state, f"weights file {path!r}")
 
 
+def float32_tensor(value) -> torch.Tensor:
+    """A copy of a state-dict entry as a tensor, floating point cast to float32 (fp16 and fp64 files load too)."""
+    t = torch.as_tensor(value).clone()
+    return t.float() if t.is_floating_point() else t
+
+
 def build_backbone(state: Mapping | None, random_state=None) -> nn.Module:
-    """A :func:`resnet18_1ch` initialised from ``random_state`` (torch's global generators untouched), then ``state``.
+    """A :func:`resnet18_1ch` with the weights ``state``, or initialised from ``random_state`` when ``state`` is None.
+
+    torch's global generators are left untouched.
 
     Examples
     --------
@@ -247,10 +255,12 @@ def build_backbone(state: Mapping | None, random_state=None) -> nn.Module:
     >>> bool((a.conv1.weight == b.conv1.weight).all())
     True
     """
-    with seeded(random_state):
+    if state is None:
+        with seeded(random_state):
+            return resnet18_1ch()
+    with torch.device("meta"):  # no random initialisation for ``state`` to overwrite (0.2 s a call)
         model = resnet18_1ch()
-    if state is not None:
-        model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+    model.load_state_dict({k: float32_tensor(v) for k, v in state.items()}, assign=True)
     return model
 
 

@@ -1,0 +1,427 @@
+"""Grad-CAM maps of the fine-tuned ResNet18: the transformer :class:`GradCAM`.
+
+skcxr's ResNet18 ends in global average pooling and a linear head, so
+Grad-CAM has a closed form. With ``A`` the ``layer4`` activations
+``(b, 512, h, w)`` and ``W`` the head's weight ``(L, 512)``, the logit of
+label ``c`` is ``W[c] . mean_hw(A) + bias[c]``; its gradient with respect to
+``A[k, i, j]`` is ``W[c, k] / (h*w)`` at every position, so Grad-CAM's channel
+weights are ``W / (h*w)`` and
+
+    CAM_c = ReLU(sum_k W[c, k] * A_k) / (h*w)
+
+for every label at once, from one forward pass and no backward pass. Before
+the ReLU, the positions' values add up to the label's logit minus its bias:
+the maps are in logit units. :func:`resnet_cams` computes these maps this way (``method="closed_form"``)
+or with autograd (``method="autograd"``: the gradient of each logit with
+respect to the ``layer4`` output, averaged over positions), which gives the
+same maps and checks the algebra.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from ._cache import check_memory
+from ._torch import as_tensor, iter_batches, load_images, resolve_device, to_device
+from ._validation import check_image_stack, check_multilabel_Y, image_stack_tags, is_path_array
+from .features.deep import ResNetEmbedder
+from .neural import numpy_state
+from .nn import N_FEATURES
+from .nn.resnet import build_backbone, fused_for_inference
+
+__all__ = ["GradCAM", "resnet_cams"]
+
+#: The backbone's modules up to the ``layer4`` output, in order.
+_TO_LAYER4 = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+#: ``scale_`` reads each training map on a grid of about this many pixels a side.
+_SCALE_GRID = 32
+#: Floor of ``scale_`` (a label whose maps are all zero on the training images).
+_MIN_SCALE = 1e-6
+
+
+def _layer4(backbone: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    for name in _TO_LAYER4:
+        x = getattr(backbone, name)(x)
+    return x
+
+
+def _closed_form(backbone, head, x):
+    with torch.inference_mode():
+        A = _layer4(backbone, x)
+        z = torch.einsum("lk,bkhw->blhw", head.weight, A)
+        logits = z.mean((-2, -1)) + head.bias
+        return z.relu() / (z.shape[-2] * z.shape[-1]), logits
+
+
+def _autograd(backbone, head, x):
+    with torch.no_grad():
+        A = _layer4(backbone, x)
+    A.requires_grad_(True)  # the only tensor that gets gradients: parameters have requires_grad False
+    with torch.enable_grad():
+        logits = head(torch.flatten(backbone.avgpool(A), 1))
+        grads = [torch.autograd.grad(logits[:, c].sum(), A, retain_graph=True)[0] for c in range(logits.shape[1])]
+    alpha = torch.stack(grads, 1).mean((-2, -1))  # (b, L, 512)
+    return torch.einsum("blk,bkhw->blhw", alpha, A.detach()).relu(), logits.detach()
+
+
+def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=224, method="closed_form",
+                batch_size=32, device="auto", verbose=0) -> tuple[np.ndarray, np.ndarray]:
+    """Raw Grad-CAMs of every label on the ``layer4`` grid, and the head's logits.
+
+    The cacheable core of :class:`GradCAM` (weights as numpy arrays, so the
+    cache hashes them by content).
+
+    Parameters
+    ----------
+    X : 1-D array of image paths, or float array (n, H, W) in [-1, 1]
+    backbone_state : mapping
+        State dict of :func:`skcxr.nn.resnet18_1ch` (``ResNetEmbedder.model_``).
+    head_state : mapping
+        ``weight`` (L, 512) and ``bias`` (L,) of the linear head.
+    image_size : int, default=224
+        Side the network sees (stacks of another size are resized).
+    method : {"closed_form", "autograd"}, default="closed_form"
+        Both give the same maps (see the module docstring); the closed form
+        needs no gradients.
+    batch_size, device, verbose
+        As in :class:`skcxr.features.ResNetEmbedder`.
+
+    Returns
+    -------
+    cams : float32 array (n, L, h, w)
+        ``ReLU(sum_k alpha_ck A_k)``, in logit units per position; ``h = w``
+        is ``image_size / 32`` rounded up.
+    logits : float32 array (n, L)
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skcxr.nn import resnet18_1ch
+    >>> backbone = {k: v.numpy() for k, v in resnet18_1ch().state_dict().items()}
+    >>> head = {k: v.numpy() for k, v in torch.nn.Linear(512, 3).state_dict().items()}
+    >>> cams, logits = resnet_cams(np.zeros((2, 64, 64), np.float32), backbone, head, image_size=64)
+    >>> cams.shape, logits.shape
+    ((2, 3, 2, 2), (2, 3))
+    """
+    if method not in ("closed_form", "autograd"):
+        raise ValueError(f"method must be 'closed_form' or 'autograd', got {method!r}.")
+    device = resolve_device(device)
+    backbone = fused_for_inference(build_backbone(backbone_state)).requires_grad_(False).to(device)
+    if device.type == "cpu":
+        backbone = backbone.to(memory_format=torch.channels_last)
+    head = torch.nn.Linear(N_FEATURES, len(head_state["weight"]))
+    head.load_state_dict({k: torch.as_tensor(v) for k, v in head_state.items()})
+    head = head.requires_grad_(False).to(device)
+    run = _closed_form if method == "closed_form" else _autograd
+    cams, logits = [], []
+    bar = tqdm(total=len(X), desc="Grad-CAM", unit="img", disable=not verbose)
+    for batch in iter_batches(X, image_size, batch_size):
+        cam, logit = run(backbone, head, to_device(as_tensor(batch, image_size), device))
+        cams.append(cam.float().cpu().numpy())
+        logits.append(logit.float().cpu().numpy())
+        bar.update(len(batch))
+    bar.close()
+    return np.concatenate(cams).astype(np.float32, copy=False), np.concatenate(logits).astype(np.float32, copy=False)
+
+
+class GradCAM(TransformerMixin, BaseEstimator):
+    """Grad-CAM maps of a fine-tuned ResNet18, one per image (or per image and label).
+
+    ``fit`` fine-tunes ``cnn`` (a :class:`skcxr.features.ResNetEmbedder`)
+    on ``(X, Y)``; ``transform`` returns, per image, where the network's head
+    found evidence for a label: Grad-CAM at ``layer4`` (all labels from one
+    forward pass, see :mod:`skcxr.explain`), bilinearly upsampled to the
+    input's size, optionally smoothed, then normalised.
+
+    Normalisation. Maps are not min-max scaled per image (as
+    pytorch-grad-cam does): that stretches the weak evidence of an image
+    where the label is absent into a full-strength blob, so every image
+    looks equally sure. With ``normalize="fitted"`` each label's maps are
+    divided by one constant learnt in ``fit``, ``scale_[l]``: the 99th
+    percentile of that label's raw map values over the training images
+    (the maps as ``transform`` computes them, smoothing included, read on
+    a grid of about 32 x 32 pixels), and clipped to [0, 1]. Strong
+    evidence reaches 1, weak evidence stays faint, and maps of different
+    images compare. The raw maps (non-negative, in logit units per
+    position) come with ``normalize=None``; on a fitted GradCAM,
+    ``set_params(normalize=None)`` gives them without refitting.
+
+    Parameters
+    ----------
+    cnn : ResNetEmbedder or None, default=None
+        The network, with ``fine_tune`` set (a head is needed for class
+        scores); None is ``ResNetEmbedder(fine_tune="all")``. Cloned in
+        ``fit``. Its fine-tuning is the one cached function that
+        ``ResNetEmbedder`` calls (:func:`skcxr.neural.cached_fine_tune_resnet`),
+        so a ResNetEmbedder with the same parameters and memory and this
+        GradCAM train the network once.
+    target : "predicted", "all" or a label, default="predicted"
+        ``"all"``: one map per label, ``(n, L, S, S)``. A label (one of
+        :attr:`classes_`: a column name of a DataFrame ``Y``, else its index):
+        that label's map, ``(n, S, S)``. ``"predicted"``: per image, the
+        element-wise maximum of the normalised maps of the labels the head
+        predicts (probability >= 0.5; the head is trained with balanced
+        ``pos_weight``, so 0.5 is not the rare labels' prevalence), or of the
+        most probable label where none is predicted; ``(n, S, S)``.
+    method : {"auto", "closed_form", "autograd"}, default="auto"
+        "auto" is the closed form, exact for the ResNet18's average pooling
+        and linear head; "autograd" computes the same maps from gradients.
+    smooth_sigma : float or None, default=None
+        Standard deviation, in output pixels, of a Gaussian smoothing of each
+        raw map, applied before normalisation. ``scale_`` is learnt on maps
+        smoothed this way: refit after changing it.
+    normalize : "fitted" or None, default="fitted"
+        See above.
+    cv : None, int or splitter, default=None
+        Cross-fitting in ``fit_transform``: the training images are split
+        into ``cv`` patient-grouped folds and each fold gets the maps of a
+        network fine-tuned on the other folds (normalised by that network's
+        own training scale), so a classifier after it trains on maps of the
+        kind it meets at prediction. The in-sample maps of a network that
+        trained on the image follow its labels (``target="predicted"``
+        nearly *is* the label there), which a classifier would learn and
+        never see again. The fold networks are those of
+        ``ResNetEmbedder(cv=...)`` (:meth:`~skcxr.features.ResNetEmbedder.fold_networks`),
+        cached and shared. ``fit`` and ``transform`` use the network
+        fine-tuned on all images. Costs ``cv`` more fine-tunings.
+    batch_size : int, default=32
+    device : str or torch.device, default="auto"
+        "auto" is CUDA when available.
+    memory : None, str or joblib.Memory, default=None
+        Caches the layer4 maps, keyed on image content and the network's
+        weights (not on ``target``, ``smooth_sigma`` or ``normalize``), and is
+        passed on to ``cnn`` when it has no memory of its own.
+    verbose : int, default=0
+        >0 shows progress bars.
+
+    Attributes
+    ----------
+    cnn_ : ResNetEmbedder
+        The fitted network (``cnn_.model_``: backbone, ``cnn_.head_``: head).
+    classes_ : ndarray (L,)
+        Label names: the columns of ``Y`` when it is a DataFrame, else ``0..L-1``.
+    scale_ : float32 ndarray (L,) or None
+        Per-label divisor of the raw maps (``normalize="fitted"``), else None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.features import ResNetEmbedder
+    >>> X = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32)).astype(np.float32)
+    >>> Y = np.array([[1, 0], [0, 1]] * 4)
+    >>> cnn = ResNetEmbedder(fine_tune="all", epochs=1, image_size=32, random_state=0)
+    >>> cam = GradCAM(cnn).fit(X, Y)
+    >>> maps = cam.transform(X)
+    >>> maps.shape, maps.dtype, bool(maps.min() >= 0 and maps.max() <= 1)
+    ((8, 32, 32), dtype('float32'), True)
+    >>> cam.set_params(target="all").transform(X).shape  # transform parameters need no refit
+    (8, 2, 32, 32)
+    """
+
+    # Patient ids are requested by default, so routed fits (metadata routing on) deliver them.
+    __metadata_request__fit = {"groups": True}
+
+    def __init__(
+        self,
+        cnn=None,
+        target="predicted",
+        method="auto",
+        smooth_sigma=None,
+        normalize="fitted",
+        cv=None,
+        batch_size=32,
+        device="auto",
+        memory=None,
+        verbose=0,
+    ):
+        self.cnn = cnn
+        self.target = target
+        self.method = method
+        self.smooth_sigma = smooth_sigma
+        self.normalize = normalize
+        self.cv = cv
+        self.batch_size = batch_size
+        self.device = device
+        self.memory = memory
+        self.verbose = verbose
+
+    _parameter_constraints = {
+        "cnn": [None, ResNetEmbedder],
+        "target": [StrOptions({"all", "predicted"}), str, Integral],
+        "method": [StrOptions({"auto", "closed_form", "autograd"})],
+        "smooth_sigma": [None, Interval(Real, 0, None, closed="left")],
+        "normalize": [None, StrOptions({"fitted"})],
+        "cv": [None, Interval(Integral, 2, None, closed="left"), "cv_object"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "verbose": ["verbose"],
+    }
+
+    def _check_params(self) -> None:
+        validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
+        if self.cnn is not None and self.cnn.fine_tune is None:
+            raise ValueError(
+                "GradCAM needs class scores, and ResNetEmbedder(fine_tune=None) has no classification head: "
+                "use a cnn with fine_tune='layer4' or 'all'."
+            )
+
+    def _label(self):
+        """The index of ``target`` in ``classes_``; None for "all" and "predicted"."""
+        if isinstance(self.target, str) and self.target in ("all", "predicted"):
+            return None
+        matches = np.flatnonzero([label == self.target for label in self.classes_])
+        if not len(matches):
+            raise ValueError(
+                f"target={self.target!r} is not a label: use 'all', 'predicted' or one of {self.classes_.tolist()}."
+            )
+        return int(matches[0])
+
+    def fit(self, X, y=None, groups=None):
+        """Fine-tune ``cnn`` on (X, Y) and, with ``normalize="fitted"``, learn ``scale_``.
+
+        Parameters
+        ----------
+        X : 1-D array of image paths, or float array (n, S, S)
+            Paths, or images preprocessed by ``CXRPreprocessor`` (in [-1, 1]).
+        y : array or DataFrame (n, L) of 0/1
+        groups : array (n,), optional
+            Patient ids: the fine-tuning's validation part takes whole patients.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        if y is None:
+            raise ValueError("GradCAM needs Y to fit: the maps explain the labels the network is fine-tuned on.")
+        n_labels = check_multilabel_Y(y).shape[1]
+        self.classes_ = np.asarray(y.columns, dtype=object) if hasattr(y, "columns") else np.arange(n_labels)
+        self._label()  # an unknown target fails before training
+        cnn = ResNetEmbedder(fine_tune="all") if self.cnn is None else clone(self.cnn)
+        if cnn.memory is None and self.memory is not None:
+            cnn.set_params(memory=self.memory)
+        self.cnn_ = cnn.fit(X, y, groups=groups)
+        self._fit_scale(X)
+        return self
+
+    def _fit_scale(self, X):
+        """``scale_``: per label, the 99th percentile of the maps of the training images X (None without it)."""
+        self.scale_ = None
+        if self.normalize == "fitted":
+            grid, _, size = self._grid_maps(X)
+            step = -(-max(size) // _SCALE_GRID)
+            n_labels = grid.shape[1]
+            samples = [m[..., ::step, ::step].swapaxes(0, 1).reshape(n_labels, -1) for m in self._maps(grid, size)]
+            scale = np.percentile(np.concatenate(samples, axis=1), 99, axis=1)
+            self.scale_ = np.maximum(scale, _MIN_SCALE).astype(np.float32)
+
+    def fit_transform(self, X, y=None, groups=None):
+        """Fit, then the maps of X; with ``cv``, each image's from a network that did not train on it.
+
+        Parameters
+        ----------
+        X, y, groups
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray (n, S, S), or (n, L, S, S) with ``target="all"``
+        """
+        self.fit(X, y, groups)
+        if self.cv is None:
+            return self.transform(X)
+        images = load_images(X, self.cnn_.image_size)
+        Y = check_multilabel_Y(y, len(images))
+        X = np.asarray(X) if is_path_array(X) else check_image_stack(X)
+        out = None
+        for train, test, net in self.cnn_.fold_networks(images, Y, groups, self.cv):
+            fold = copy.copy(self)  # this GradCAM, explaining the fold's network
+            fold.cnn_ = copy.copy(self.cnn_)
+            fold.cnn_.model_, fold.cnn_.head_ = net.backbone, net.head
+            fold._fit_scale(X[train])
+            maps = fold.transform(X[test])
+            if out is None:
+                out = np.empty((len(X), *maps.shape[1:]), dtype=np.float32)
+            out[test] = maps
+        return out
+
+    def _grid_maps(self, X):
+        """The cached layer4 maps and logits of X, and the output size (H, W)."""
+        if not is_path_array(X):
+            X = check_image_stack(X)
+        size = (self.cnn_.image_size,) * 2 if is_path_array(X) else X.shape[1:]
+        cams = check_memory(self.memory).cache(resnet_cams, ignore=["batch_size", "device", "verbose"])
+        grid, logits = cams(
+            X, numpy_state(self.cnn_.model_.state_dict()), numpy_state(self.cnn_.head_.state_dict()),
+            image_size=self.cnn_.image_size, method="closed_form" if self.method == "auto" else self.method,
+            batch_size=self.batch_size, device=self.device, verbose=self.verbose,
+        )  # fmt: skip
+        return grid, logits, size
+
+    def _maps(self, grid, size, scale=None):
+        """Maps at ``size``, a batch at a time: upsampled (bilinear), smoothed; float32 (b, L, H, W).
+
+        With ``scale`` (one divisor per label), divided by it and clipped to [0, 1]. Upsampling and smoothing
+        are linear, so the division is done first, on the small grid.
+        """
+        if scale is not None:
+            grid = grid / scale[:, None, None]
+        for start in range(0, len(grid), self.batch_size):
+            maps = F.interpolate(torch.from_numpy(grid[start : start + self.batch_size]), size=tuple(size),
+                                 mode="bilinear", align_corners=False).numpy()
+            if self.smooth_sigma:
+                maps = gaussian_filter(maps, sigma=(0, 0, self.smooth_sigma, self.smooth_sigma))
+            if scale is not None:
+                np.clip(maps, 0, 1, out=maps)
+            yield maps
+
+    def transform(self, X):
+        """Grad-CAM maps of X, float32 in [0, 1] (raw with ``normalize=None``).
+
+        Parameters
+        ----------
+        X : 1-D array of image paths, or float array (n, S, S)
+
+        Returns
+        -------
+        ndarray (n, S, S), or (n, L, S, S) with ``target="all"``
+            S is the side of the input stack (``cnn.image_size`` for paths).
+        """
+        check_is_fitted(self, "cnn_")
+        self._check_params()
+        if self.normalize == "fitted" and self.scale_ is None:
+            raise NotFittedError("This GradCAM was fitted with normalize=None and has no scale_; refit it.")
+        label = self._label()
+        grid, logits, size = self._grid_maps(X)
+        labels = slice(None) if label is None else [label]
+        grid = grid[:, labels]
+        shape = (len(grid), *size) if self.target != "all" else (*grid.shape[:2], *size)
+        out = np.empty(shape, dtype=np.float32)
+        predicted = logits >= 0  # sigmoid >= 0.5
+        none = ~predicted.any(1)
+        predicted[none, logits[none].argmax(1)] = True  # the top label where none is predicted
+        scale = self.scale_[labels] if self.normalize == "fitted" else None
+        for start, maps in zip(range(0, len(grid), self.batch_size), self._maps(grid, size, scale)):
+            if self.target == "predicted":
+                maps = (maps * predicted[start : start + len(maps), :, None, None]).max(1)
+            elif label is not None:
+                maps = maps[:, 0]
+            out[start : start + len(maps)] = maps
+        return out
+
+    def __sklearn_tags__(self):
+        return image_stack_tags(super().__sklearn_tags__(), paths=True, target_required=True)

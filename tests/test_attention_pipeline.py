@@ -1,0 +1,109 @@
+"""The attention systems end to end: real U-Net, real Grad-CAM, fusion, make_attention_pipeline and `skcxr explain`."""
+
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pytest
+import sklearn
+from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skcxr import explain
+from skcxr.cli import main
+from skcxr.datasets.phantoms import make_phantoms
+from skcxr.explain import GradCAM
+from skcxr.features import ResNetEmbedder
+from skcxr.fusion import AttentionMaps
+from skcxr.neural import ResNetFineTuner
+from skcxr.nn import UNet
+from skcxr.pipelines import make_attention_pipeline, make_classical_pipeline
+from skcxr.preprocessing import CXRPreprocessor
+from skcxr.segmentation import UNetSegmenter
+
+SIZE = 48
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_phantoms(40, size=SIZE, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def unet_file(data, tmp_path_factory):
+    X = CXRPreprocessor(size=SIZE).fit_transform(data.images)
+    seg = UNetSegmenter(depth=2, base_width=4, image_size=SIZE, epochs=3, random_state=0).fit(X, data.lung_masks)
+    path = tmp_path_factory.mktemp("unet") / "unet.pt"
+    seg.save(path)
+    return path
+
+
+def _cnn():
+    return ResNetEmbedder(fine_tune="all", epochs=1, image_size=32, batch_size=16, random_state=0)
+
+
+def test_attention_maps_with_a_weights_file_and_real_gradcam(data, unet_file):
+    X = CXRPreprocessor(size=SIZE).fit_transform(data.images)
+    maps = clone(AttentionMaps(str(unet_file), GradCAM(_cnn()))).fit(X, data.Y).transform(X)
+    assert maps.shape == (40, 2, SIZE, SIZE) and maps.dtype == np.float32
+    np.testing.assert_array_equal(maps[:, 0], UNetSegmenter.load(unet_file).transform(X))
+    assert 0 <= maps.min() and maps.max() <= 1
+
+
+def _count(monkeypatch, owner, name):
+    calls = []
+    original = getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+def test_changing_lam_or_the_classifier_recomputes_no_mask_and_no_cam(data, unet_file, tmp_path, monkeypatch):
+    unet = _count(monkeypatch, UNet, "forward")
+    tune = _count(monkeypatch, ResNetFineTuner, "fit")
+    cams = _count(monkeypatch, explain, "_layer4")
+    pipe = make_attention_pipeline(segmenter=unet_file, cnn=_cnn(), size=SIZE, memory=tmp_path, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe.fit(data.images, data.Y, groups=data.patient_ids)
+        first = pipe.predict_proba(data.images)
+        counts = len(unet), len(tune), len(cams)
+        assert min(counts) > 0
+        for params in ({"features__attention__fusion__lam": 0.25}, {"clf__estimator__C": 1e-3}):
+            pipe = clone(pipe).set_params(**params).fit(data.images, data.Y, groups=data.patient_ids)
+            pipe.predict_proba(data.images)
+    assert (len(unet), len(tune), len(cams)) == counts  # masks, fine-tuning and CAMs all came from the cache
+    assert first.shape == (40, 7)
+    assert not np.allclose(pipe.predict_proba(data.images), first)
+
+
+def test_maps_system_and_lam_validation(data, unet_file):
+    pipe = make_attention_pipeline("maps", segmenter=unet_file, cnn=_cnn(), size=SIZE, random_state=0)
+    pipe.set_params(clf__max_epochs=2)
+    assert pipe.fit(data.images, data.Y).predict_proba(data.images[:3]).shape == (3, 7)
+    assert [name for name, _ in pipe.steps] == ["prep", "maps", "fusion", "pool", "scale", "clf"]
+    with pytest.raises(InvalidParameterError, match="lam"):
+        clone(pipe).set_params(fusion__lam=1.5).fit(data.images, data.Y)
+    with pytest.raises(ValueError, match="system"):
+        make_attention_pipeline("week5")
+
+
+def test_explain_writes_panels_and_refuses_other_models(data, unet_file, tmp_path):
+    pipe = make_attention_pipeline(segmenter=FrozenEstimator(UNetSegmenter.load(unet_file)), cnn=_cnn(), size=SIZE,
+                                   random_state=0).fit(data.images, data.Y)
+    joblib.dump({"model": pipe, "target_names": data.target_names}, tmp_path / "model.joblib")
+    image = tmp_path / "chest.png"
+    from PIL import Image
+
+    Image.fromarray(data.images[0]).save(image)
+    assert main(["explain", str(image), "--model", str(tmp_path / "model.joblib"), "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "chest_attention.png").stat().st_size > 10_000
+    joblib.dump(make_classical_pipeline(size=SIZE).fit(data.images, data.Y), tmp_path / "classical.joblib")
+    assert main(["explain", str(image), "--model", str(tmp_path / "classical.joblib"), "--out", str(tmp_path)]) == 1
+    assert main(["explain", str(tmp_path / "missing.png"), "--model", str(tmp_path / "model.joblib"),
+                 "--out", str(tmp_path)]) == 1
