@@ -35,7 +35,17 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from ._cache import check_memory
-from ._torch import as_tensor, iter_batches, load_images, resolve_device, to_device
+from ._torch import (
+    PRECISIONS,
+    PrecisionStateMixin,
+    as_tensor,
+    autocast,
+    iter_batches,
+    load_images,
+    resolve_device,
+    resolve_precision,
+    to_device,
+)
 from ._validation import check_image_stack, check_multilabel_Y, image_stack_tags, is_path_array
 from .features.deep import ResNetEmbedder
 from .neural import numpy_state
@@ -58,17 +68,19 @@ def _layer4(backbone: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _closed_form(backbone, head, x):
+def _closed_form(backbone, head, x, precision="fp32"):
     with torch.inference_mode():
-        A = _layer4(backbone, x)
-        z = torch.einsum("lk,bkhw->blhw", head.weight, A)
+        with autocast(precision, x.device):
+            A = _layer4(backbone, x)
+        z = torch.einsum("lk,bkhw->blhw", head.weight, A.float())
         logits = z.mean((-2, -1)) + head.bias
         return z.relu() / (z.shape[-2] * z.shape[-1]), logits
 
 
-def _autograd(backbone, head, x):
-    with torch.no_grad():
+def _autograd(backbone, head, x, precision="fp32"):
+    with torch.no_grad(), autocast(precision, x.device):
         A = _layer4(backbone, x)
+    A = A.float()  # the head and the gradients in float32
     A.requires_grad_(True)  # the only tensor that gets gradients: parameters have requires_grad False
     with torch.enable_grad():
         logits = head(torch.flatten(backbone.avgpool(A), 1))
@@ -78,7 +90,7 @@ def _autograd(backbone, head, x):
 
 
 def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=224, method="closed_form",
-                batch_size=32, device="auto", verbose=0) -> tuple[np.ndarray, np.ndarray]:
+                batch_size=32, device="auto", precision="fp32", verbose=0) -> tuple[np.ndarray, np.ndarray]:
     """Raw Grad-CAMs of every label on the ``layer4`` grid, and the head's logits.
 
     The cacheable core of :class:`GradCAM` (weights as numpy arrays, so the
@@ -98,6 +110,12 @@ def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=2
         needs no gradients.
     batch_size, device, verbose
         As in :class:`skcxr.features.ResNetEmbedder`.
+    precision : {"fp32", "bf16"}, default="fp32"
+        Resolved (:class:`GradCAM` passes its ``precision`` resolved for the
+        device, so the cache key holds the arithmetic used): with bf16 the
+        backbone up to ``layer4`` runs under ``torch.autocast`` to bfloat16;
+        the head, the maps and the logits are computed in float32 from its
+        activations.
 
     Returns
     -------
@@ -118,6 +136,8 @@ def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=2
     """
     if method not in ("closed_form", "autograd"):
         raise ValueError(f"method must be 'closed_form' or 'autograd', got {method!r}.")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be resolved to 'fp32' or 'bf16', got {precision!r}.")
     device = resolve_device(device)
     backbone = fused_for_inference(build_backbone(backbone_state)).requires_grad_(False).to(device)
     if device.type == "cpu":
@@ -129,7 +149,7 @@ def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=2
     cams, logits = [], []
     bar = tqdm(total=len(X), desc="Grad-CAM", unit="img", disable=not verbose)
     for batch in iter_batches(X, image_size, batch_size):
-        cam, logit = run(backbone, head, to_device(as_tensor(batch, image_size), device))
+        cam, logit = run(backbone, head, to_device(as_tensor(batch, image_size), device), precision)
         cams.append(cam.float().cpu().numpy())
         logits.append(logit.float().cpu().numpy())
         bar.update(len(batch))
@@ -137,7 +157,7 @@ def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=2
     return np.concatenate(cams).astype(np.float32, copy=False), np.concatenate(logits).astype(np.float32, copy=False)
 
 
-class GradCAM(TransformerMixin, BaseEstimator):
+class GradCAM(PrecisionStateMixin, TransformerMixin, BaseEstimator):
     """Grad-CAM maps of a fine-tuned ResNet18, one per image (or per image and label).
 
     ``fit`` fine-tunes ``cnn`` (a :class:`skcxr.features.ResNetEmbedder`)
@@ -200,9 +220,21 @@ class GradCAM(TransformerMixin, BaseEstimator):
     batch_size : int, default=32
     device : str or torch.device, default="auto"
         "auto" is CUDA when available.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Arithmetic of the maps (in ``fit``, for ``scale_``, and in
+        ``transform``): ``"bf16"`` runs the backbone up to ``layer4`` under
+        ``torch.autocast`` to bfloat16 (the head, the maps and the logits in
+        float32), ``"fp32"`` all in float32; ``"auto"`` is bf16 on a CUDA GPU
+        that supports it and on a CPU with bf16 units (``avx512_bf16`` or
+        ``amx_bf16``, detected), fp32 elsewhere. The maps are float32
+        either way; bf16 maps correlate above 0.99 with the fp32 ones
+        (``studies/precision.py``). Results are bit-for-bit repeatable for one
+        precision on one device; the resolved precision is part of the cache
+        key. ``cnn``'s fine-tuning trains in fp32 whatever this is, and this
+        parameter, not ``cnn.precision``, sets the maps' arithmetic.
     memory : None, str or joblib.Memory, default=None
-        Caches the layer4 maps, keyed on image content and the network's
-        weights (not on ``target``, ``smooth_sigma`` or ``normalize``), and is
+        Caches the layer4 maps, keyed on image content, the network's
+        weights and the resolved precision (not on ``target``, ``smooth_sigma`` or ``normalize``), and is
         passed on to ``cnn`` when it has no memory of its own.
     verbose : int, default=0
         >0 shows progress bars.
@@ -244,6 +276,7 @@ class GradCAM(TransformerMixin, BaseEstimator):
         cv=None,
         batch_size=32,
         device="auto",
+        precision="auto",
         memory=None,
         verbose=0,
     ):
@@ -255,6 +288,7 @@ class GradCAM(TransformerMixin, BaseEstimator):
         self.cv = cv
         self.batch_size = batch_size
         self.device = device
+        self.precision = precision
         self.memory = memory
         self.verbose = verbose
 
@@ -267,6 +301,7 @@ class GradCAM(TransformerMixin, BaseEstimator):
         "cv": [None, Interval(Integral, 2, None, closed="left"), "cv_object"],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
+        "precision": [StrOptions(set(PRECISIONS))],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "verbose": ["verbose"],
     }
@@ -368,7 +403,8 @@ class GradCAM(TransformerMixin, BaseEstimator):
         grid, logits = cams(
             X, numpy_state(self.cnn_.model_.state_dict()), numpy_state(self.cnn_.head_.state_dict()),
             image_size=self.cnn_.image_size, method="closed_form" if self.method == "auto" else self.method,
-            batch_size=self.batch_size, device=self.device, verbose=self.verbose,
+            batch_size=self.batch_size, device=self.device, precision=resolve_precision(self.precision, self.device),
+            verbose=self.verbose,
         )  # fmt: skip
         return grid, logits, size
 

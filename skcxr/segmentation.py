@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils._param_validation import HasMethods, Interval, validate_parameter_constraints
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from ._cache import check_memory
-from ._torch import forward, load_images
+from ._torch import PRECISIONS, PrecisionStateMixin, forward, load_images, resolve_precision
 from ._validation import image_stack_tags, is_path_array
 from .datasets.lungs import read_mask
 from .neural import SegmentationNet, fit_state, numpy_state
@@ -50,9 +50,11 @@ class _ProbabilityMaps(torch.nn.Module):
         self.unet, self.size = unet, tuple(size)
 
     def forward(self, x):
-        p = torch.sigmoid(self.unet(x).float())
-        if tuple(p.shape[-2:]) != self.size:
-            p = F.interpolate(p, size=self.size, mode="bilinear", align_corners=False)
+        logits = self.unet(x)
+        with torch.autocast(logits.device.type, enabled=False):  # float32 from here, also under bf16 autocast
+            p = torch.sigmoid(logits.float())
+            if tuple(p.shape[-2:]) != self.size:
+                p = F.interpolate(p, size=self.size, mode="bilinear", align_corners=False)
         return p[:, 0]
 
 
@@ -64,12 +66,16 @@ def _unet(depth: int, base_width: int, state: Mapping) -> UNet:
     return unet.eval()
 
 
-def segment(X, state: Mapping, *, depth, base_width, image_size, batch_size=16, device="auto", verbose=0):
+def segment(X, state: Mapping, *, depth, base_width, image_size, batch_size=16, device="auto", precision="fp32",
+            verbose=0):
     """Lung probability maps of X with the U-Net weights ``state``: float32 (n, S, S) in [0, 1].
 
     The cacheable form of :meth:`UNetSegmenter.transform` (weights as numpy
     arrays, hashed by content). The network sees ``image_size``; the maps come
     back at the side of a preprocessed stack, or at ``image_size`` for paths.
+    ``precision`` is resolved, ``"fp32"`` or ``"bf16"`` (the U-Net under
+    ``torch.autocast`` to bfloat16; sigmoid and resizing in float32), so the
+    cache key holds the arithmetic used.
 
     Examples
     --------
@@ -80,7 +86,8 @@ def segment(X, state: Mapping, *, depth, base_width, image_size, batch_size=16, 
     (2, 40, 40)
     """
     size = (image_size, image_size) if is_path_array(X) else np.shape(X)[1:]
-    return forward(_ProbabilityMaps(_unet(depth, base_width, state), size), X, image_size=image_size, batch_size=batch_size, device=device,
+    net = _ProbabilityMaps(_unet(depth, base_width, state), size)
+    return forward(net, X, image_size=image_size, batch_size=batch_size, device=device, precision=precision,
                    verbose=verbose, desc="U-Net")
 
 
@@ -120,7 +127,7 @@ def _resized_masks(masks, size: int) -> np.ndarray:
     return t[:, 0].numpy()
 
 
-class UNetSegmenter(TransformerMixin, BaseEstimator):
+class UNetSegmenter(PrecisionStateMixin, TransformerMixin, BaseEstimator):
     """A U-Net lung segmenter as a scikit-learn transformer: radiographs -> lung probability maps.
 
     ``fit(images, masks)`` trains :class:`skcxr.nn.UNet` at ``image_size``
@@ -157,9 +164,20 @@ class UNetSegmenter(TransformerMixin, BaseEstimator):
         Further :class:`skcxr.neural.SegmentationNet` parameters
         (``{"lr_scheduler": "cosine"}``, callbacks, ...).
     device : str, default="auto"
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Arithmetic of ``transform``/``predict``/``score``: ``"bf16"`` runs
+        the U-Net under ``torch.autocast`` to bfloat16 (sigmoid and resizing
+        in float32), ``"fp32"`` in float32; ``"auto"`` is bf16 on a CUDA GPU
+        that supports it and on a CPU with bf16 units (``avx512_bf16`` or
+        ``amx_bf16``, detected), fp32 elsewhere. Maps are float32 either
+        way; bf16 and fp32 maps differ slightly (``studies/precision.py``
+        measures by how much). Results are bit-for-bit repeatable for one
+        precision on one device; the resolved precision is part of the cache
+        key. Training is always fp32.
     memory : None, str or joblib.Memory, default=None
         Caches training and the maps, keyed on content (images, masks,
-        weights) and skcxr's code version; unseeded training is never cached.
+        weights), the resolved precision (maps) and skcxr's code version;
+        unseeded training is never cached.
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
 
@@ -200,6 +218,7 @@ class UNetSegmenter(TransformerMixin, BaseEstimator):
         threshold=0.5,
         net_params=None,
         device="auto",
+        precision="auto",
         memory=None,
         random_state=None,
         verbose=0,
@@ -215,6 +234,7 @@ class UNetSegmenter(TransformerMixin, BaseEstimator):
         self.threshold = threshold
         self.net_params = net_params
         self.device = device
+        self.precision = precision
         self.memory = memory
         self.random_state = random_state
         self.verbose = verbose
@@ -231,6 +251,7 @@ class UNetSegmenter(TransformerMixin, BaseEstimator):
         "threshold": [Interval(Real, 0, 1, closed="neither")],
         "net_params": [None, dict],
         "device": [str, torch.device],
+        "precision": [StrOptions(set(PRECISIONS))],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -269,9 +290,13 @@ class UNetSegmenter(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Lung probability maps, float32 (n, S, S) in [0, 1] (S: the stack's side, or ``image_size`` for paths)."""
         check_is_fitted(self, "model_")
+        validate_parameter_constraints(
+            {"precision": self._parameter_constraints["precision"]}, {"precision": self.precision}, type(self).__name__
+        )
         run = check_memory(self.memory).cache(segment, ignore=["batch_size", "device", "verbose"])
         return run(X, numpy_state(self.model_.state_dict()), depth=self.depth, base_width=self.base_width,
-                   image_size=self.image_size, batch_size=self.batch_size, device=self.device, verbose=self.verbose)
+                   image_size=self.image_size, batch_size=self.batch_size, device=self.device,
+                   precision=resolve_precision(self.precision, self.device), verbose=self.verbose)
 
     def predict(self, X):
         """Binary lung masks, bool (n, S, S): probability ``>= threshold``."""

@@ -147,7 +147,7 @@ def phantom_localisation(seg, n_train=500, n_test=200, epochs=10):
                     title=f"Phantom {te[i]}: {data.target_names[k]} (Grad-CAM of that label), λ=0.5").savefig(
         FIGURES / "attention_panel_phantom.png", dpi=90)
     return pd.DataFrame(rows), {"unet_dice_phantom_lungs": dice, "lesion_share": chance, "items": len(items),
-                                "cnn_head_auc": dict(zip(data.target_names, np.round(head_auc, 3)))}
+                                "cnn_head_auc": {n: round(float(a), 3) for n, a in zip(data.target_names, head_auc)}}
 
 
 # -- 3. classification --------------------------------------------------------------------------------

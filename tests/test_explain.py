@@ -115,7 +115,7 @@ def test_maps_match_pytorch_grad_cam_before_its_scaling(random_net, device_close
     ours, _ = resnet_cams(X, *_states(backbone, head), image_size=128)
     np.testing.assert_allclose(ours, raw, rtol=device_close["rtol"], atol=device_close["atol"] * raw.max())
     # At full size: GradCAM (normalize=None) against its raw maps resized as it resizes them (cv2, bilinear).
-    cam = GradCAM(_cnn(128), target="all", normalize=None).fit(_images(8, 128), _labels(8, 4))
+    cam = GradCAM(_cnn(128), target="all", normalize=None, precision="fp32").fit(_images(8, 128), _labels(8, 4))
     cam.cnn_.model_.load_state_dict(backbone.state_dict())
     cam.cnn_.head_.load_state_dict(head.state_dict())
     maps = cam.transform(X)
