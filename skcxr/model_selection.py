@@ -345,7 +345,9 @@ def _groups_params(estimator, groups) -> dict:
         active = [t for _, t in members if t is not None and not isinstance(t, str)]
         if not any(_groups_params(t, groups) for t in active):
             return {}
-        refusing = [type(t).__name__ for t in active if not _fit_accepts_groups(t) and not _groups_params(t, groups)]
+        # a nested Pipeline takes only step__groups, never a bare groups=; other members must accept groups
+        refusing = [type(t).__name__ for t in active
+                    if hasattr(t, "steps") or not (_fit_accepts_groups(t) or hasattr(t, "transformer_list"))]
         if refusing:
             raise ValueError(
                 f"A FeatureUnion passes groups to all its members, and {', '.join(refusing)} "

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -252,3 +253,13 @@ def test_slugs_are_file_names_and_unique():
     assert slugs["logistic regression: LBP/HOG"] == "logistic-regression-lbp-hog-2"
     assert all(s and "/" not in s for s in slugs.values())
     assert np.all([s == s.lower() for s in slugs.values()])
+
+
+def test_explain_trains_on_a_folder_first(tmp_path, capsys):
+    root = _phantom_folder(tmp_path / "data", n=40, size=32)
+    image = next((root / "images").iterdir())
+    out = tmp_path / "pictures"
+    assert main(["explain", str(image), "--data", str(root), "--size", "32", "--out", str(out), "--n-jobs", "1"]) == 0
+    assert (out / f"{image.stem}_attention.png").stat().st_size > 10_000
+    saved = joblib.load(out / "model.joblib")
+    assert saved["target_names"][0] == "Atelectasis" and hasattr(saved["model"], "predict_proba")

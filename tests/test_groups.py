@@ -9,10 +9,11 @@ from optuna_integration import OptunaSearchCV
 from sklearn.datasets import make_multilabel_classification
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import GridSearchCV, cross_validate
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skcxr.datasets import make_phantoms
+from skcxr.features import LBPFeatures, ResNetEmbedder
 from skcxr.metrics import SCORERS
 from skcxr.model_selection import MultilabelStratifiedGroupKFold, groups_params
 from skcxr.neural import MultilabelNeuralNetClassifier, MultilabelValidSplit
@@ -142,3 +143,10 @@ def test_grid_that_swaps_in_a_classifier_without_groups_needs_routing():
     with pytest.warns(FitFailedWarning, match="fits failed out of"):
         GridSearchCV(pipe, grid, scoring=SCORERS["macro_auc"], cv=MultilabelStratifiedGroupKFold(2),
                      refit=False).fit(data.images, data.Y, **groups_params(search, patients))
+
+
+def test_a_union_holding_a_pipeline_needs_routing():
+    # FeatureUnion hands a bare groups= to every member; a nested Pipeline only takes step__groups
+    union = FeatureUnion([("lbp", LBPFeatures()), ("deep", Pipeline([("emb", ResNetEmbedder())]))])
+    with pytest.raises(ValueError, match="metadata routing"):
+        groups_params(Pipeline([("features", union)]), np.arange(4))
