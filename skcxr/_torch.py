@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 import warnings
+from numbers import Integral
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_parameter_constraints
 from tqdm.auto import tqdm
 
 from ._validation import check_image_stack, is_path_array
@@ -119,8 +122,29 @@ def drop_precision_state(state: dict) -> dict:
     return state
 
 
-class PrecisionStateMixin:
-    """Pickled state with ``precision="auto"`` resolved beside it (:func:`precision_state`); for torch estimators."""
+class TorchEstimatorMixin:
+    """What the torch estimators share: their run-time parameters' constraints and the resolved precision.
+
+    ``_run_constraints`` holds the constraints of ``batch_size``, ``device``,
+    ``precision``, ``memory`` and ``verbose`` (merged into each estimator's
+    ``_parameter_constraints``); ``_resolved_precision()`` checks
+    ``precision`` and resolves it for ``device``; pickled state carries
+    ``precision="auto"`` resolved beside it (:func:`precision_state`).
+    """
+
+    _run_constraints = {
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "precision": [StrOptions(set(PRECISIONS))],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "verbose": ["verbose"],
+    }
+
+    def _resolved_precision(self) -> str:
+        """``precision`` checked and resolved for ``device``: "fp32" or "bf16" (transform-time, no fit needed)."""
+        constraint = {"precision": self._run_constraints["precision"]}
+        validate_parameter_constraints(constraint, {"precision": self.precision}, type(self).__name__)
+        return resolve_precision(self.precision, self.device)
 
     def __getstate__(self):
         return precision_state(self, super().__getstate__())

@@ -20,7 +20,6 @@ same maps and checks the algebra.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Mapping
 from numbers import Integral, Real
 
@@ -30,20 +29,18 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from ._cache import check_memory
 from ._torch import (
-    PRECISIONS,
-    PrecisionStateMixin,
+    TorchEstimatorMixin,
     as_tensor,
     autocast,
     iter_batches,
     load_images,
     resolve_device,
-    resolve_precision,
     to_device,
 )
 from ._validation import check_image_stack, check_multilabel_Y, image_stack_tags, is_path_array
@@ -157,7 +154,7 @@ def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=2
     return np.concatenate(cams).astype(np.float32, copy=False), np.concatenate(logits).astype(np.float32, copy=False)
 
 
-class GradCAM(PrecisionStateMixin, TransformerMixin, BaseEstimator):
+class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
     """Grad-CAM maps of a fine-tuned ResNet18, one per image (or per image and label).
 
     ``fit`` fine-tunes ``cnn`` (a :class:`skcxr.features.ResNetEmbedder`)
@@ -293,17 +290,13 @@ class GradCAM(PrecisionStateMixin, TransformerMixin, BaseEstimator):
         self.verbose = verbose
 
     _parameter_constraints = {
+        **TorchEstimatorMixin._run_constraints,
         "cnn": [None, ResNetEmbedder],
         "target": [StrOptions({"all", "predicted"}), str, Integral],
         "method": [StrOptions({"auto", "closed_form", "autograd"})],
         "smooth_sigma": [None, Interval(Real, 0, None, closed="left")],
         "normalize": [None, StrOptions({"fitted"})],
         "cv": [None, Interval(Integral, 2, None, closed="left"), "cv_object"],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
-        "precision": [StrOptions(set(PRECISIONS))],
-        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
-        "verbose": ["verbose"],
     }
 
     def _check_params(self) -> None:
@@ -340,6 +333,11 @@ class GradCAM(PrecisionStateMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
+        self._fit(X, y, groups)
+        return self
+
+    def _fit(self, X, y, groups):
+        """Fit; return X as a stack (paths are read once, for the fine-tuning and the scale alike)."""
         self._check_params()
         if y is None:
             raise ValueError("GradCAM needs Y to fit: the maps explain the labels the network is fine-tuned on.")
@@ -349,9 +347,10 @@ class GradCAM(PrecisionStateMixin, TransformerMixin, BaseEstimator):
         cnn = ResNetEmbedder(fine_tune="all") if self.cnn is None else clone(self.cnn)
         if cnn.memory is None and self.memory is not None:
             cnn.set_params(memory=self.memory)
+        X = load_images(X, cnn.image_size) if is_path_array(X) else check_image_stack(X)
         self.cnn_ = cnn.fit(X, y, groups=groups)
         self._fit_scale(X)
-        return self
+        return X
 
     def _fit_scale(self, X):
         """``scale_``: per label, the 99th percentile of the maps of the training images X (None without it)."""
@@ -376,12 +375,11 @@ class GradCAM(PrecisionStateMixin, TransformerMixin, BaseEstimator):
         -------
         ndarray (n, S, S), or (n, L, S, S) with ``target="all"``
         """
-        self.fit(X, y, groups)
+        X = self._fit(X, y, groups)
         if self.cv is None:
             return self.transform(X)
-        images = load_images(X, self.cnn_.image_size)
+        images = load_images(X, self.cnn_.image_size)  # what the fold networks train on
         Y = check_multilabel_Y(y, len(images))
-        X = np.asarray(X) if is_path_array(X) else check_image_stack(X)
         out = None
         for train, test, net in self.cnn_.fold_networks(images, Y, groups, self.cv):
             fold = copy.copy(self)  # this GradCAM, explaining the fold's network
@@ -403,7 +401,7 @@ class GradCAM(PrecisionStateMixin, TransformerMixin, BaseEstimator):
         grid, logits = cams(
             X, numpy_state(self.cnn_.model_.state_dict()), numpy_state(self.cnn_.head_.state_dict()),
             image_size=self.cnn_.image_size, method="closed_form" if self.method == "auto" else self.method,
-            batch_size=self.batch_size, device=self.device, precision=resolve_precision(self.precision, self.device),
+            batch_size=self.batch_size, device=self.device, precision=self._resolved_precision(),
             verbose=self.verbose,
         )  # fmt: skip
         return grid, logits, size

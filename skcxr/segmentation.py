@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from ._cache import check_memory
-from ._torch import PRECISIONS, PrecisionStateMixin, forward, load_images, resolve_precision
+from ._torch import TorchEstimatorMixin, forward, load_images
 from ._validation import image_stack_tags, is_path_array
 from .datasets.lungs import read_mask
 from .neural import SegmentationNet, fit_state, numpy_state
@@ -127,7 +127,7 @@ def _resized_masks(masks, size: int) -> np.ndarray:
     return t[:, 0].numpy()
 
 
-class UNetSegmenter(PrecisionStateMixin, TransformerMixin, BaseEstimator):
+class UNetSegmenter(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
     """A U-Net lung segmenter as a scikit-learn transformer: radiographs -> lung probability maps.
 
     ``fit(images, masks)`` trains :class:`skcxr.nn.UNet` at ``image_size``
@@ -240,21 +240,17 @@ class UNetSegmenter(PrecisionStateMixin, TransformerMixin, BaseEstimator):
         self.verbose = verbose
 
     _parameter_constraints = {
+        **TorchEstimatorMixin._run_constraints,
         "depth": [Interval(Integral, 1, 7, closed="both")],
         "base_width": [Interval(Integral, 1, None, closed="left")],
         "image_size": [Interval(Integral, 16, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "augment": ["boolean", dict],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "threshold": [Interval(Real, 0, 1, closed="neither")],
         "net_params": [None, dict],
-        "device": [str, torch.device],
-        "precision": [StrOptions(set(PRECISIONS))],
-        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def fit(self, X, y, groups=None):
@@ -290,13 +286,10 @@ class UNetSegmenter(PrecisionStateMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Lung probability maps, float32 (n, S, S) in [0, 1] (S: the stack's side, or ``image_size`` for paths)."""
         check_is_fitted(self, "model_")
-        validate_parameter_constraints(
-            {"precision": self._parameter_constraints["precision"]}, {"precision": self.precision}, type(self).__name__
-        )
         run = check_memory(self.memory).cache(segment, ignore=["batch_size", "device", "verbose"])
         return run(X, numpy_state(self.model_.state_dict()), depth=self.depth, base_width=self.base_width,
                    image_size=self.image_size, batch_size=self.batch_size, device=self.device,
-                   precision=resolve_precision(self.precision, self.device), verbose=self.verbose)
+                   precision=self._resolved_precision(), verbose=self.verbose)
 
     def predict(self, X):
         """Binary lung masks, bool (n, S, S): probability ``>= threshold``."""

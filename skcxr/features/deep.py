@@ -23,12 +23,12 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._cache import check_memory
-from .._torch import PRECISIONS, PrecisionStateMixin, forward, load_images, resolve_precision
+from .._torch import TorchEstimatorMixin, forward, load_images
 from .._validation import check_image_stack, check_multilabel_Y, image_stack_tags, is_path_array
 from ..model_selection import MultilabelStratifiedGroupKFold
 from ..neural import cached_fine_tune_resnet, numpy_state
@@ -113,7 +113,7 @@ def _has_head(est) -> bool:
     return True
 
 
-class ResNetEmbedder(PrecisionStateMixin, TransformerMixin, BaseEstimator):
+class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
     """512-d ResNet18 features of chest X-rays, optionally fine-tuned on the labels.
 
     A torchvision ResNet18 with a 1-channel first convolution (3-channel
@@ -265,22 +265,18 @@ class ResNetEmbedder(PrecisionStateMixin, TransformerMixin, BaseEstimator):
         self.verbose = verbose
 
     _parameter_constraints = {
+        **TorchEstimatorMixin._run_constraints,
         "weights": [None, str, os.PathLike],
         "fine_tune": [None, StrOptions({"layer4", "all"})],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "augment": ["boolean", dict],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "image_size": [Interval(Integral, 16, None, closed="left")],
         "output": [StrOptions({"embedding", "proba"})],
         "cv": [None, Interval(Integral, 2, None, closed="left"), "cv_object"],
         "net_params": [None, dict],
-        "device": [str, torch.device],
-        "precision": [StrOptions(set(PRECISIONS))],
-        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def _check_params(self) -> None:
@@ -402,22 +398,15 @@ class ResNetEmbedder(PrecisionStateMixin, TransformerMixin, BaseEstimator):
             net.load_state_dict(state)
             yield train, test, net.eval()
 
-    def _precision(self) -> str:
-        """``precision`` resolved for ``device``: "fp32" or "bf16"."""
-        validate_parameter_constraints(
-            {"precision": self._parameter_constraints["precision"]}, {"precision": self.precision}, type(self).__name__
-        )
-        return resolve_precision(self.precision, self.device)
-
     def _embed(self, X, state):
         embed = check_memory(self.memory).cache(embed_resnet, ignore=["batch_size", "device", "verbose"])
         return embed(X, state, image_size=self.image_size, batch_size=self.batch_size, device=self.device,
-                     precision=self._precision(), verbose=self.verbose)
+                     precision=self._resolved_precision(), verbose=self.verbose)
 
     def _head_proba(self, backbone, head, X):
         net = _Proba(_inference_backbone(backbone), copy.deepcopy(head))
         return forward(net, X, image_size=self.image_size, batch_size=self.batch_size, device=self.device,
-                       precision=self._precision(), verbose=self.verbose, desc="ResNet18 head")
+                       precision=self._resolved_precision(), verbose=self.verbose, desc="ResNet18 head")
 
     def transform(self, X):
         """512-d embeddings, or the head's probabilities with ``output="proba"``; float32.
