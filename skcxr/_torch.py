@@ -12,9 +12,12 @@ from numbers import Integral
 import numpy as np
 import torch
 import torch.nn.functional as F
+from joblib import effective_n_jobs
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_parameter_constraints
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ._parallel import N_JOBS_CONSTRAINT
 from ._validation import check_image_stack, is_path_array
 from .preprocessing import CXRPreprocessor
 
@@ -93,6 +96,25 @@ def resolve_precision(precision: str, device="auto") -> str:
     return "bf16"
 
 
+def training_precision(precision: str, device="auto") -> str:
+    """The arithmetic of training: ``"bf16"`` (AMP: forward passes under bf16 autocast) or ``"fp32"``.
+
+    ``"auto"`` trains with AMP on a CUDA GPU that computes bf16 natively and in
+    fp32 on the CPU (where the nets' training is not the bottleneck and fp32
+    keeps results as they were); an explicit ``"bf16"`` trains with AMP on any
+    device. Weights, gradients and optimizer state stay float32 either way;
+    bf16 needs no loss scaling.
+
+    Examples
+    --------
+    >>> training_precision("auto", "cpu"), training_precision("fp32", "cpu")
+    ('fp32', 'fp32')
+    """
+    if precision == "auto" and resolve_device(device).type != "cuda":
+        return "fp32"
+    return resolve_precision(precision, device)
+
+
 #: The key :func:`precision_state` adds to a pickled estimator's state.
 _RESOLVED_KEY = "_skcxr_resolved_precision"
 
@@ -109,7 +131,7 @@ def precision_state(est, state: dict) -> dict:
     state = dict(state)  # object.__getstate__ returns the instance's own __dict__: never change that
     if getattr(est, "precision", None) == "auto":
         try:
-            state[_RESOLVED_KEY] = resolve_precision("auto", getattr(est, "device", "auto"))
+            state[_RESOLVED_KEY] = est._resolved_precision()
         except Exception:  # noqa: BLE001 - a bad device: fit says so; pickling must not fail here
             pass
     return state
@@ -125,7 +147,7 @@ def drop_precision_state(state: dict) -> dict:
 class TorchEstimatorMixin:
     """What the torch estimators share: their run-time parameters' constraints and the resolved precision.
 
-    ``_run_constraints`` holds the constraints of ``batch_size``, ``device``,
+    ``_run_constraints`` holds the constraints of ``batch_size``, ``n_jobs``, ``device``,
     ``precision``, ``memory`` and ``verbose`` (merged into each estimator's
     ``_parameter_constraints``); ``_resolved_precision()`` checks
     ``precision`` and resolves it for ``device``; pickled state carries
@@ -133,7 +155,8 @@ class TorchEstimatorMixin:
     """
 
     _run_constraints = {
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [None, Interval(Integral, 1, None, closed="left")],
+        "n_jobs": N_JOBS_CONSTRAINT,
         "device": [str, torch.device],
         "precision": [StrOptions(set(PRECISIONS))],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
@@ -171,64 +194,161 @@ def as_tensor(batch: np.ndarray, image_size: int) -> torch.Tensor:
 
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move a (b, C, H, W) batch to ``device``; channels_last on the CPU (faster convolutions there)."""
-    fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-    return x.to(device).contiguous(memory_format=fmt)
+    """Move a (b, C, H, W) batch to ``device`` (asynchronously from pinned memory), channels_last."""
+    return x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
 
-def check_stack(X, owner: str = "The network") -> np.ndarray:
+#: Inference images per batch when ``batch_size=None``, by device type, at 224 px.
+AUTO_BATCH = {"cpu": 32, "cuda": 256}
+
+
+def inference_batch_size(batch_size, device, image_size: int = 224, cpu: int = AUTO_BATCH["cpu"]) -> int:
+    """``batch_size``, or for None the batch for ``device``: ``cpu`` images on the CPU, 256 on CUDA at 224 px.
+
+    On CUDA the batch scales with the pixel count (``256 * (224 / S)**2``,
+    between 32 and 1024): large enough to keep the GPU busy, small enough for
+    a few GiB of activations. Inference results do not depend on it beyond
+    floating-point summation order.
+
+    Examples
+    --------
+    >>> inference_batch_size(None, "cpu"), inference_batch_size(8, "cpu")
+    (32, 8)
+    """
+    if batch_size is not None:
+        return int(batch_size)
+    if resolve_device(device).type != "cuda":
+        return cpu
+    return int(np.clip(AUTO_BATCH["cuda"] * (224 / image_size) ** 2, 32, 1024))
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def loader_workers(n_jobs, device) -> int:
+    """DataLoader worker processes for ``n_jobs``: 0 (read in the calling process) or more.
+
+    joblib's convention (-1: every core; 1: none), read inside
+    ``joblib.parallel_config`` too. None means no workers on the CPU and one
+    per core on CUDA, where the GPU would otherwise wait for the decoding.
+
+    Examples
+    --------
+    >>> loader_workers(None, "cpu"), loader_workers(1, "cpu"), loader_workers(3, "cpu")
+    (0, 0, 3)
+    """
+    if n_jobs is None and resolve_device(device).type == "cuda":
+        return _usable_cores()
+    n = effective_n_jobs(n_jobs)
+    return 0 if n <= 1 else n
+
+
+class ImageBatches(Dataset):
+    """Batch ``k`` of X as a float32 (b, 1, S, S) tensor: a torch Dataset of whole batches.
+
+    Paths are read and preprocessed (:class:`CXRPreprocessor` at ``S``) when a
+    batch is asked for, so a :class:`torch.utils.data.DataLoader` with workers
+    decodes in parallel processes while the network runs; stacks are sliced
+    (and resized when their side is not ``S``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> batches = ImageBatches(np.zeros((5, 16, 16), np.float32), image_size=8, batch_size=2)
+    >>> len(batches), tuple(batches[2].shape)
+    (3, (1, 1, 8, 8))
+    """
+
+    def __init__(self, X, image_size: int, batch_size: int):
+        self.paths = is_path_array(X)
+        self.X = np.asarray(list(X), dtype=object) if self.paths else check_stack(X, stacklevel=4)
+        self.image_size, self.batch_size = image_size, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.X) // self.batch_size)
+
+    def __getitem__(self, k: int) -> torch.Tensor:
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        chunk = self.X[k * self.batch_size : (k + 1) * self.batch_size]
+        if self.paths:
+            chunk = CXRPreprocessor(size=self.image_size).fit(chunk).transform(chunk)
+        return as_tensor(chunk, self.image_size)
+
+    @property
+    def needs_work(self) -> bool:
+        """Whether a batch costs more than a slice: paths to decode, or images to resize."""
+        return self.paths or self.X.shape[1:] != (self.image_size, self.image_size)
+
+
+def iter_batches(X, image_size: int, batch_size: int, *, n_jobs=None, device="cpu"):
+    """Yield X as float32 (b, 1, S, S) CPU tensors, in order, ready for ``to_device``.
+
+    A :class:`torch.utils.data.DataLoader` over :class:`ImageBatches`: with
+    :func:`loader_workers` > 0 (paths or stacks to resize, more than one
+    batch) worker processes prepare the next batches while the caller
+    computes; on CUDA batches come in pinned memory, so ``to_device`` copies
+    them without blocking the host.
+    """
+    batches = ImageBatches(X, image_size, batch_size)
+    device = resolve_device(device)
+    workers = loader_workers(n_jobs, device) if batches.needs_work or device.type == "cuda" else 0
+    workers = min(workers, len(batches) - 1)  # a single batch gains nothing from a worker
+    loader = DataLoader(batches, batch_size=None, num_workers=max(workers, 0), pin_memory=device.type == "cuda",
+                        prefetch_factor=2 if workers > 0 else None)
+    yield from loader
+
+
+def check_stack(X, owner: str = "The network", stacklevel: int = 3) -> np.ndarray:
     """A preprocessed (n, H, W) float32 stack; warns when it is not scaled to [-1, 1]."""
     X = check_image_stack(X)
     lo, hi = float(X.min()), float(X.max())
     if lo < -1.05 or hi > 1.05:
         warnings.warn(
             f"{owner} expects CXRPreprocessor output scaled to [-1, 1]; X spans [{lo:.3g}, {hi:.3g}].",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return X
 
 
-def iter_batches(X, image_size: int, batch_size: int):
-    """Yield float32 (b, H, W) batches; paths are read and preprocessed one batch at a time."""
+def load_images(X, image_size: int, n_jobs=None) -> np.ndarray:
+    """All images of X as float32 (n, S, S) at ``image_size`` (for training); paths read with ``n_jobs``."""
     if is_path_array(X):
-        paths = np.asarray(list(X), dtype=object)
-        pre = CXRPreprocessor(size=image_size)
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
-            yield pre.fit(chunk).transform(chunk)
-    else:
-        X = check_stack(X)
-        for start in range(0, len(X), batch_size):
-            yield X[start : start + batch_size]
-
-
-def load_images(X, image_size: int) -> np.ndarray:
-    """All images of X as float32 (n, S, S) at ``image_size`` (for training)."""
-    if is_path_array(X):
-        return CXRPreprocessor(size=image_size).fit_transform(np.asarray(list(X), dtype=object))
+        return CXRPreprocessor(size=image_size, n_jobs=n_jobs).fit_transform(np.asarray(list(X), dtype=object))
     X = check_stack(X)
     if X.shape[1:] == (image_size, image_size):
         return X
     return np.concatenate([as_tensor(X[i : i + 64], image_size).squeeze(1).numpy() for i in range(0, len(X), 64)])
 
 
-def forward(net: torch.nn.Module, X, *, image_size: int, batch_size: int, device, precision: str = "fp32",
-            verbose=0, desc="") -> np.ndarray:
-    """Run ``net`` (eval, inference mode) over X batch by batch; float32 (n, d).
+#: Bytes of outputs :func:`forward` lets gather on the device before copying them to the host.
+_PENDING_BYTES = 256 * 2**20
 
-    ``precision`` (resolved: ``"fp32"`` or ``"bf16"``, see :func:`resolve_precision`):
-    bf16 runs the network under ``torch.autocast(dtype=torch.bfloat16)``; the
-    outputs are float32 either way.
+
+def forward(net: torch.nn.Module, X, *, image_size: int, batch_size=None, device, precision: str = "fp32",
+            n_jobs=None, verbose=0, desc="") -> np.ndarray:
+    """Run ``net`` (eval, inference mode, channels_last) over X batch by batch; float32 (n, ...).
+
+    ``batch_size`` None is :func:`inference_batch_size`; ``n_jobs`` the
+    decoding workers of :func:`iter_batches`. ``precision`` (resolved:
+    ``"fp32"`` or ``"bf16"``, see :func:`resolve_precision`): bf16 runs the
+    network under ``torch.autocast(dtype=torch.bfloat16)``; the outputs are
+    float32 either way. Outputs stay on the device until a few hundred MB have
+    gathered, so the host does not wait for the GPU after every batch.
     """
     device = resolve_device(device)
-    net = net.to(device).eval()
-    if device.type == "cpu":
-        net = net.to(memory_format=torch.channels_last)
-    outputs = []
+    net = net.to(device).eval().to(memory_format=torch.channels_last)
+    batch_size = inference_batch_size(batch_size, device, image_size)
+    outputs, pending = [], []
     bar = tqdm(total=len(X), desc=desc, unit="img", disable=not verbose)
     with torch.inference_mode(), autocast(precision, device):
-        for batch in iter_batches(X, image_size, batch_size):
-            outputs.append(net(to_device(as_tensor(batch, image_size), device)).float().cpu().numpy())
-            bar.update(len(batch))
+        for x in iter_batches(X, image_size, batch_size, n_jobs=n_jobs, device=device):
+            pending.append(net(to_device(x, device)).float())
+            if sum(p.nbytes for p in pending) > _PENDING_BYTES:
+                outputs.append(torch.cat(pending).cpu())
+                pending = []
+            bar.update(len(x))
     bar.close()
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+    return torch.cat(outputs + [torch.cat(pending).cpu()] if pending else outputs).numpy()
+

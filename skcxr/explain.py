@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 from ._cache import check_memory
 from ._torch import (
     TorchEstimatorMixin,
-    as_tensor,
     autocast,
+    inference_batch_size,
     iter_batches,
     load_images,
     resolve_device,
@@ -57,6 +57,8 @@ _TO_LAYER4 = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "
 _SCALE_GRID = 32
 #: Floor of ``scale_`` (a label whose maps are all zero on the training images).
 _MIN_SCALE = 1e-6
+#: Maps upsampled and smoothed per step on the host (bounds the memory of full-size maps).
+_MAP_CHUNK = 32
 
 
 def _layer4(backbone: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +89,8 @@ def _autograd(backbone, head, x, precision="fp32"):
 
 
 def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=224, method="closed_form",
-                batch_size=32, device="auto", precision="fp32", verbose=0) -> tuple[np.ndarray, np.ndarray]:
+                batch_size=None, device="auto", precision="fp32", n_jobs=None,
+                verbose=0) -> tuple[np.ndarray, np.ndarray]:
     """Raw Grad-CAMs of every label on the ``layer4`` grid, and the head's logits.
 
     The cacheable core of :class:`GradCAM` (weights as numpy arrays, so the
@@ -105,7 +108,7 @@ def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=2
     method : {"closed_form", "autograd"}, default="closed_form"
         Both give the same maps (see the module docstring); the closed form
         needs no gradients.
-    batch_size, device, verbose
+    batch_size, device, n_jobs, verbose
         As in :class:`skcxr.features.ResNetEmbedder`.
     precision : {"fp32", "bf16"}, default="fp32"
         Resolved (:class:`GradCAM` passes its ``precision`` resolved for the
@@ -137,16 +140,16 @@ def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=2
         raise ValueError(f"precision must be resolved to 'fp32' or 'bf16', got {precision!r}.")
     device = resolve_device(device)
     backbone = fused_for_inference(build_backbone(backbone_state)).requires_grad_(False).to(device)
-    if device.type == "cpu":
-        backbone = backbone.to(memory_format=torch.channels_last)
+    backbone = backbone.to(memory_format=torch.channels_last)
     head = torch.nn.Linear(N_FEATURES, len(head_state["weight"]))
     head.load_state_dict({k: torch.as_tensor(v) for k, v in head_state.items()})
     head = head.requires_grad_(False).to(device)
     run = _closed_form if method == "closed_form" else _autograd
     cams, logits = [], []
     bar = tqdm(total=len(X), desc="Grad-CAM", unit="img", disable=not verbose)
-    for batch in iter_batches(X, image_size, batch_size):
-        cam, logit = run(backbone, head, to_device(as_tensor(batch, image_size), device), precision)
+    batch_size = inference_batch_size(batch_size, device, image_size)
+    for batch in iter_batches(X, image_size, batch_size, n_jobs=n_jobs, device=device):
+        cam, logit = run(backbone, head, to_device(batch, device), precision)
         cams.append(cam.float().cpu().numpy())
         logits.append(logit.float().cpu().numpy())
         bar.update(len(batch))
@@ -214,7 +217,9 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         ``ResNetEmbedder(cv=...)`` (:meth:`~skcxr.features.ResNetEmbedder.fold_networks`),
         cached and shared. ``fit`` and ``transform`` use the network
         fine-tuned on all images. Costs ``cv`` more fine-tunings.
-    batch_size : int, default=32
+    batch_size : int or None, default=None
+        Images per batch of the network; None: 32 on the CPU, 256 on CUDA at
+        224 px (:func:`skcxr._torch.inference_batch_size`).
     device : str or torch.device, default="auto"
         "auto" is CUDA when available.
     precision : {"auto", "fp32", "bf16"}, default="auto"
@@ -227,8 +232,11 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         either way; bf16 maps correlate above 0.99 with the fp32 ones
         (``studies/precision.py``). Results are bit-for-bit repeatable for one
         precision on one device; the resolved precision is part of the cache
-        key. ``cnn``'s fine-tuning trains in fp32 whatever this is, and this
+        key. ``cnn``'s fine-tuning follows ``cnn.precision``, and this
         parameter, not ``cnn.precision``, sets the maps' arithmetic.
+    n_jobs : int or None, default=None
+        Worker processes that read and preprocess image paths (as in
+        :class:`skcxr.features.ResNetEmbedder`). Results do not depend on it.
     memory : None, str or joblib.Memory, default=None
         Caches the layer4 maps, keyed on image content, the network's
         weights and the resolved precision (not on ``target``, ``smooth_sigma`` or ``normalize``), and is
@@ -271,9 +279,10 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         smooth_sigma=None,
         normalize="fitted",
         cv=None,
-        batch_size=32,
+        batch_size=None,
         device="auto",
         precision="auto",
+        n_jobs=None,
         memory=None,
         verbose=0,
     ):
@@ -286,6 +295,7 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.precision = precision
+        self.n_jobs = n_jobs
         self.memory = memory
         self.verbose = verbose
 
@@ -347,7 +357,7 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         cnn = ResNetEmbedder(fine_tune="all") if self.cnn is None else clone(self.cnn)
         if cnn.memory is None and self.memory is not None:
             cnn.set_params(memory=self.memory)
-        X = load_images(X, cnn.image_size) if is_path_array(X) else check_image_stack(X)
+        X = load_images(X, cnn.image_size, n_jobs=self.n_jobs) if is_path_array(X) else check_image_stack(X)
         self.cnn_ = cnn.fit(X, y, groups=groups)
         self._fit_scale(X)
         return X
@@ -397,12 +407,12 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         if not is_path_array(X):
             X = check_image_stack(X)
         size = (self.cnn_.image_size,) * 2 if is_path_array(X) else X.shape[1:]
-        cams = check_memory(self.memory).cache(resnet_cams, ignore=["batch_size", "device", "verbose"])
+        cams = check_memory(self.memory).cache(resnet_cams, ignore=["batch_size", "n_jobs", "device", "verbose"])
         grid, logits = cams(
             X, numpy_state(self.cnn_.model_.state_dict()), numpy_state(self.cnn_.head_.state_dict()),
             image_size=self.cnn_.image_size, method="closed_form" if self.method == "auto" else self.method,
             batch_size=self.batch_size, device=self.device, precision=self._resolved_precision(),
-            verbose=self.verbose,
+            n_jobs=self.n_jobs, verbose=self.verbose,
         )  # fmt: skip
         return grid, logits, size
 
@@ -414,8 +424,8 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         """
         if scale is not None:
             grid = grid / scale[:, None, None]
-        for start in range(0, len(grid), self.batch_size):
-            maps = F.interpolate(torch.from_numpy(grid[start : start + self.batch_size]), size=tuple(size),
+        for start in range(0, len(grid), _MAP_CHUNK):
+            maps = F.interpolate(torch.from_numpy(grid[start : start + _MAP_CHUNK]), size=tuple(size),
                                  mode="bilinear", align_corners=False).numpy()
             if self.smooth_sigma:
                 maps = gaussian_filter(maps, sigma=(0, 0, self.smooth_sigma, self.smooth_sigma))
@@ -449,7 +459,7 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         none = ~predicted.any(1)
         predicted[none, logits[none].argmax(1)] = True  # the top label where none is predicted
         scale = self.scale_[labels] if self.normalize == "fitted" else None
-        for start, maps in zip(range(0, len(grid), self.batch_size), self._maps(grid, size, scale)):
+        for start, maps in zip(range(0, len(grid), _MAP_CHUNK), self._maps(grid, size, scale)):
             if self.target == "predicted":
                 maps = (maps * predicted[start : start + len(maps), :, None, None]).max(1)
             elif label is not None:

@@ -55,7 +55,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from ._cache import check_memory
-from ._torch import resolve_device
+from ._torch import PRECISIONS, TorchEstimatorMixin, autocast, resolve_device, training_precision
 from ._validation import check_image_stack, check_multilabel_Y
 from .metrics import check_thresholds, tune_thresholds
 from .model_selection import MultilabelStratifiedGroupShuffleSplit
@@ -188,7 +188,7 @@ def _watch_ctrl_c():
         signal.signal(signal.SIGINT, previous)
 
 
-class BaseNet(NeuralNet):
+class BaseNet(TorchEstimatorMixin, NeuralNet):
     """skcxr's skorch base: what every torch network in skcxr trains with.
 
     - ``device="auto"`` (CUDA when present) stays ``"auto"`` in
@@ -204,7 +204,11 @@ class BaseNet(NeuralNet):
       cannot train on) is dropped;
     - a Ctrl-C during training propagates (skorch alone would return the
       half-trained net);
-    - scikit-learn's parameter validation (``_parameter_constraints``) runs at fit.
+    - scikit-learn's parameter validation (``_parameter_constraints``) runs at fit;
+    - ``precision`` (see :func:`skcxr._torch.training_precision`): with "bf16",
+      forward passes (training, validation, prediction) run under bf16
+      autocast (AMP); "auto" does so on CUDA GPUs with bf16 and stays fp32 on
+      the CPU. Losses and outputs are float32.
 
     Subclasses say which data they take (``_check_data``), what the module's
     size parameters are (``_module_size_params``) and what they predict.
@@ -231,6 +235,7 @@ class BaseNet(NeuralNet):
         lr_scheduler=None,
         predict_nonlinearity="auto",
         device="auto",
+        precision="auto",
         random_state=None,
         verbose=0,
         **kwargs,
@@ -251,6 +256,7 @@ class BaseNet(NeuralNet):
         )
         self.patience = patience
         self.lr_scheduler = lr_scheduler
+        self.precision = precision
         self.random_state = random_state
 
     # -- device="auto": the parameter keeps "auto", skorch's internals read the resolved device
@@ -348,7 +354,17 @@ class BaseNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         if isinstance(y_pred, tuple):  # modules may return (logits, extras...)
             y_pred = y_pred[0]
-        return super().get_loss(y_pred, y_true, X=X, training=training)
+        return super().get_loss(y_pred.float(), y_true, X=X, training=training)
+
+    def _resolved_precision(self) -> str:
+        """``precision`` resolved for training and prediction on ``device`` (:func:`training_precision`)."""
+        return training_precision(self.precision, self.device)
+
+    def infer(self, x, **fit_params):
+        # The cheap test first: the CPU default ("auto") never autocasts, and infer runs once per batch.
+        fp32 = self.precision == "fp32" or (self.precision == "auto" and resolve_device(self.device).type != "cuda")
+        with autocast("fp32" if fp32 else self._resolved_precision(), self.device):
+            return super().infer(x, **fit_params)
 
     # -- parameters and data
 
@@ -358,6 +374,7 @@ class BaseNet(NeuralNet):
         "patience": [None, Interval(Integral, 1, None, closed="left")],
         "lr_scheduler": [None, StrOptions({"plateau", "cosine"}), LRScheduler],
         "predict_nonlinearity": [None, StrOptions({"auto"}), callable],
+        "precision": [StrOptions(set(PRECISIONS))],
         "random_state": ["random_state"],
     }
 
@@ -446,7 +463,7 @@ class BaseNet(NeuralNet):
             nonlin = torch.sigmoid
         probas = []
         for out in self.forward_iter(X, training=False):
-            out = out[0] if isinstance(out, tuple) else out
+            out = (out[0] if isinstance(out, tuple) else out).float()
             probas.append(to_numpy(out if nonlin is None else nonlin(out)))
         return np.concatenate(probas).astype(np.float32, copy=False)
 
@@ -508,6 +525,11 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, BaseNet):
         ``"auto"`` uses CUDA when available, else the CPU; or any torch device
         string. The ``device`` attribute reads as the resolved device, while
         ``get_params()`` keeps ``"auto"``, so a pickled model loads anywhere.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        ``"bf16"``: forward passes (training and prediction) under bfloat16
+        autocast, i.e. mixed precision (AMP) with float32 weights, gradients
+        and losses. ``"auto"`` is bf16 on a CUDA GPU that supports it and
+        fp32 on the CPU. Probabilities are float32 either way.
     random_state : int, RandomState or None, default=None
         Seeds torch during ``fit`` (weight init, dropout, batch order) and the
         internal split, so fits are reproducible on one device; torch's global
@@ -705,7 +727,7 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, BaseNet):
 
 
 class _ImageNetMixin:
-    """For nets on image stacks (n, S, S) in [-1, 1]: per-batch augmentation, channels_last on the CPU.
+    """For nets on image stacks (n, S, S) in [-1, 1]: per-batch augmentation, channels_last.
 
     Each training batch gets :func:`skcxr.nn.augment` with ``self.augment``
     (:func:`skcxr.nn.augment_params`), drawn from a generator seeded under the
@@ -735,12 +757,11 @@ class _ImageNetMixin:
 
     def initialize_module(self):
         super().initialize_module()
-        if resolve_device(self.device).type == "cpu":
-            self.module_.to(memory_format=torch.channels_last)
+        self.module_.to(memory_format=torch.channels_last)
         return self
 
     def infer(self, x, **fit_params):
-        if isinstance(x, torch.Tensor) and x.ndim == 4 and resolve_device(self.device).type == "cpu":
+        if isinstance(x, torch.Tensor) and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return super().infer(x, **fit_params)
 
@@ -933,6 +954,7 @@ def fine_tune_resnet(
     patience=3,
     random_state=None,
     device="auto",
+    precision="fp32",
     verbose=0,
     net_params=None,
 ):
@@ -962,6 +984,10 @@ def fine_tune_resnet(
         See :func:`skcxr.nn.augment_params`.
     random_state : int, RandomState or None
     device : str or torch.device
+    precision : {"fp32", "bf16", "auto"}, default="fp32"
+        ``"bf16"`` trains with AMP (bf16 autocast), see :class:`BaseNet`.
+        Estimators pass it resolved (:func:`skcxr._torch.training_precision`),
+        so the cache key holds the arithmetic used.
     verbose : int
         >0 prints skorch's per-epoch table.
     net_params : dict, optional
@@ -991,8 +1017,8 @@ def fine_tune_resnet(
         raise ValueError(f"Fine-tuning needs at least 4 images (training and validation); got {len(images)}.")
     net = ResNetFineTuner(
         module__weights=weights, module__fine_tune=fine_tune, augment=augment, lr=lr, max_epochs=epochs,
-        batch_size=batch_size, patience=patience, random_state=random_state, device=device, verbose=verbose,
-        **(net_params or {}),
+        batch_size=batch_size, patience=patience, random_state=random_state, device=device, precision=precision,
+        verbose=verbose, **(net_params or {}),
     )  # fmt: skip
     return fit_state(net, images, Y, groups)
 

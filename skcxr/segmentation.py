@@ -28,7 +28,7 @@ from sklearn.utils._param_validation import Interval, validate_parameter_constra
 from sklearn.utils.validation import check_is_fitted
 
 from ._cache import check_memory
-from ._torch import TorchEstimatorMixin, forward, load_images
+from ._torch import TorchEstimatorMixin, forward, inference_batch_size, load_images, training_precision
 from ._validation import image_stack_tags, is_path_array
 from .datasets.lungs import read_mask
 from .neural import SegmentationNet, fit_state, numpy_state
@@ -40,6 +40,8 @@ __all__ = ["LUNG_UNET", "UNetSegmenter", "frozen_segmenter", "load_lung_unet", "
 #: The lung U-Net shipped with skcxr (fp16 weights) and its record (Dice, data, command) beside it.
 LUNG_UNET = Path(__file__).resolve().parent / "weights" / "lung_unet.pt"
 _FORMAT = "skcxr.UNetSegmenter/1"
+#: Training batch of ``batch_size=None`` (and the CPU's inference batch).
+_TRAIN_BATCH = 16
 
 
 class _ProbabilityMaps(torch.nn.Module):
@@ -66,8 +68,8 @@ def _unet(depth: int, base_width: int, state: Mapping) -> UNet:
     return unet.eval()
 
 
-def segment(X, state: Mapping, *, depth, base_width, image_size, batch_size=16, device="auto", precision="fp32",
-            verbose=0):
+def segment(X, state: Mapping, *, depth, base_width, image_size, batch_size=None, device="auto", precision="fp32",
+            n_jobs=None, verbose=0):
     """Lung probability maps of X with the U-Net weights ``state``: float32 (n, S, S) in [0, 1].
 
     The cacheable form of :meth:`UNetSegmenter.transform` (weights as numpy
@@ -88,15 +90,17 @@ def segment(X, state: Mapping, *, depth, base_width, image_size, batch_size=16, 
     size = (image_size, image_size) if is_path_array(X) else np.shape(X)[1:]
     net = _ProbabilityMaps(_unet(depth, base_width, state), size)
     return forward(net, X, image_size=image_size, batch_size=batch_size, device=device, precision=precision,
-                   verbose=verbose, desc="U-Net")
+                   n_jobs=n_jobs, verbose=verbose, desc="U-Net")
 
 
 def train_unet(images, masks, *, groups=None, depth=4, base_width=16, epochs=60, lr=1e-3, batch_size=16,
-               augment=True, patience=10, random_state=None, device="auto", verbose=0, net_params=None):
+               augment=True, patience=10, random_state=None, device="auto", precision="fp32", verbose=0,
+               net_params=None):
     """Train a U-Net on (images, masks) through :class:`skcxr.neural.SegmentationNet`.
 
     Returns ``(state_dict, history)``: the best epoch's weights as CPU tensors
-    and the per-epoch losses (see :func:`skcxr.neural.fine_tune_resnet`).
+    and the per-epoch losses (see :func:`skcxr.neural.fine_tune_resnet`, also
+    for ``precision``).
 
     Examples
     --------
@@ -108,8 +112,8 @@ def train_unet(images, masks, *, groups=None, depth=4, base_width=16, epochs=60,
     """
     net = SegmentationNet(
         module__depth=depth, module__base_width=base_width, augment=augment, lr=lr, max_epochs=epochs,
-        batch_size=batch_size, patience=patience, random_state=random_state, device=device, verbose=verbose,
-        **(net_params or {}),
+        batch_size=batch_size, patience=patience, random_state=random_state, device=device, precision=precision,
+        verbose=verbose, **(net_params or {}),
     )  # fmt: skip
     return fit_state(net, images, masks, groups)
 
@@ -153,7 +157,9 @@ class UNetSegmenter(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
     epochs : int, default=50
         Most training epochs (early stopping may end sooner).
     lr : float, default=1e-3
-    batch_size : int, default=16
+    batch_size : int or None, default=None
+        Images per batch. None: 16 in training; in inference 16 on the CPU
+        and more on CUDA (:func:`skcxr._torch.inference_batch_size`).
     augment : bool or dict, default=True
         See :func:`skcxr.nn.augment_params`.
     patience : int, default=10
@@ -173,7 +179,15 @@ class UNetSegmenter(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         way; bf16 and fp32 maps differ slightly (``studies/precision.py``
         measures by how much). Results are bit-for-bit repeatable for one
         precision on one device; the resolved precision is part of the cache
-        key. Training is always fp32.
+        key. Training runs with AMP (bf16 autocast) on CUDA under "auto"
+        or "bf16", and in fp32 on the CPU unless "bf16" is asked for
+        (:func:`skcxr._torch.training_precision`).
+    n_jobs : int or None, default=None
+        Worker processes that read and preprocess image paths: torch
+        DataLoader workers in ``transform`` (decoding the next batches while
+        the network runs), joblib workers when ``fit`` reads them. None:
+        none on the CPU, one per core on CUDA; -1: every core. Results do not
+        depend on it.
     memory : None, str or joblib.Memory, default=None
         Caches training and the maps, keyed on content (images, masks,
         weights), the resolved precision (maps) and skcxr's code version;
@@ -212,13 +226,14 @@ class UNetSegmenter(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         image_size=128,
         epochs=50,
         lr=1e-3,
-        batch_size=16,
+        batch_size=None,
         augment=True,
         patience=10,
         threshold=0.5,
         net_params=None,
         device="auto",
         precision="auto",
+        n_jobs=None,
         memory=None,
         random_state=None,
         verbose=0,
@@ -235,6 +250,7 @@ class UNetSegmenter(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         self.net_params = net_params
         self.device = device
         self.precision = precision
+        self.n_jobs = n_jobs
         self.memory = memory
         self.random_state = random_state
         self.verbose = verbose
@@ -270,15 +286,17 @@ class UNetSegmenter(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         """
         validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
         augment_params(self.augment)
-        images = load_images(X, self.image_size)
+        images = load_images(X, self.image_size, n_jobs=self.n_jobs)
         masks = _resized_masks(y, self.image_size)
         if len(masks) != len(images):
             raise ValueError(f"{len(images)} images but {len(masks)} masks.")
         train = check_memory(self.memory).cache(train_unet, ignore=["device", "verbose"])
         state, self.history_ = train(
             images, masks, groups=groups, depth=self.depth, base_width=self.base_width, epochs=self.epochs,
-            lr=self.lr, batch_size=self.batch_size, augment=self.augment, patience=self.patience,
-            random_state=self.random_state, device=self.device, verbose=self.verbose, net_params=self.net_params,
+            lr=self.lr, batch_size=self.batch_size or _TRAIN_BATCH, augment=self.augment, patience=self.patience,
+            random_state=self.random_state, device=self.device,
+            precision=training_precision(self.precision, self.device), verbose=self.verbose,
+            net_params=self.net_params,
         )  # fmt: skip
         self.model_ = _unet(self.depth, self.base_width, state)
         return self
@@ -286,10 +304,11 @@ class UNetSegmenter(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Lung probability maps, float32 (n, S, S) in [0, 1] (S: the stack's side, or ``image_size`` for paths)."""
         check_is_fitted(self, "model_")
-        run = check_memory(self.memory).cache(segment, ignore=["batch_size", "device", "verbose"])
+        run = check_memory(self.memory).cache(segment, ignore=["batch_size", "n_jobs", "device", "verbose"])
+        batch_size = inference_batch_size(self.batch_size, self.device, self.image_size, cpu=_TRAIN_BATCH)
         return run(X, numpy_state(self.model_.state_dict()), depth=self.depth, base_width=self.base_width,
-                   image_size=self.image_size, batch_size=self.batch_size, device=self.device,
-                   precision=self._resolved_precision(), verbose=self.verbose)
+                   image_size=self.image_size, batch_size=batch_size, device=self.device,
+                   precision=self._resolved_precision(), n_jobs=self.n_jobs, verbose=self.verbose)
 
     def predict(self, X):
         """Binary lung masks, bool (n, S, S): probability ``>= threshold``."""

@@ -70,17 +70,30 @@ def write_markdown(name: str, text: str) -> Path:
     return path
 
 
+def _rss(me) -> int:
+    """RSS of the process and its worker processes (pages the workers share with it counted again: an upper bound)."""
+    import psutil
+
+    total = me.memory_info().rss
+    for child in me.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:  # a worker that just ended
+            pass
+    return total
+
+
 def timed(run) -> tuple[float, float, object]:
-    """Seconds, peak RSS above the RSS before (MiB, sampled every 5 ms), and the result of ``run()``."""
+    """Seconds, peak RSS above the RSS before (MiB, sampled every 5 ms; workers included), and ``run()``."""
     import psutil
 
     me = psutil.Process()
-    before = me.memory_info().rss
+    before = _rss(me)
     peak, stop = [before], threading.Event()
 
     def poll():
         while not stop.wait(0.005):
-            peak[0] = max(peak[0], me.memory_info().rss)
+            peak[0] = max(peak[0], _rss(me))
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()

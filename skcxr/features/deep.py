@@ -28,13 +28,16 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._cache import check_memory
-from .._torch import TorchEstimatorMixin, forward, load_images
+from .._torch import TorchEstimatorMixin, forward, load_images, training_precision
 from .._validation import check_image_stack, check_multilabel_Y, image_stack_tags, is_path_array
 from ..model_selection import MultilabelStratifiedGroupKFold
 from ..neural import cached_fine_tune_resnet, numpy_state
 from ..nn import N_FEATURES, ResNet18Classifier, augment_params, load_resnet18_weights
 from ..nn.resnet import EMBEDDER_FORMAT, build_backbone, fused_for_inference
 from ..nn.training import seed_from
+
+#: Fine-tuning batch of ``batch_size=None``.
+_TRAIN_BATCH = 32
 
 __all__ = ["ResNetEmbedder", "embed_resnet"]
 
@@ -43,8 +46,8 @@ def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
-def embed_resnet(X, backbone_state: Mapping, *, image_size=224, batch_size=32, device="auto", precision="fp32",
-                 verbose=0) -> np.ndarray:
+def embed_resnet(X, backbone_state: Mapping, *, image_size=224, batch_size=None, device="auto", precision="fp32",
+                 n_jobs=None, verbose=0) -> np.ndarray:
     """512-d ResNet18 embeddings of X (paths or a preprocessed stack) with the given backbone weights.
 
     The cacheable form of :meth:`ResNetEmbedder.transform` (weights as numpy
@@ -63,7 +66,7 @@ def embed_resnet(X, backbone_state: Mapping, *, image_size=224, batch_size=32, d
     """
     net = _inference_backbone(build_backbone(backbone_state))
     return forward(net, X, image_size=image_size, batch_size=batch_size, device=device, precision=precision,
-                   verbose=verbose, desc="ResNet18")
+                   n_jobs=n_jobs, verbose=verbose, desc="ResNet18")
 
 
 class _Float32Pool(torch.nn.Module):
@@ -142,8 +145,10 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
     epochs : int, default=5
     lr : float, default=1e-4
         AdamW learning rate.
-    batch_size : int, default=32
-        For training and inference.
+    batch_size : int or None, default=None
+        Images per batch, in training and inference. None: 32 in training;
+        in inference 32 on the CPU and 256 on CUDA at 224 px
+        (:func:`skcxr._torch.inference_batch_size`).
     augment : bool or dict, default=True
         Training augmentation: rotation ±7°, shift ±6 %, brightness/contrast
         ±10 %, no horizontal flip (anatomy is lateralised); a dict overrides
@@ -154,7 +159,8 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
     image_size : int, default=224
         Side the network sees. Preprocessed stacks of another size are resized
         (antialiased bilinear); paths are preprocessed with
-        ``CXRPreprocessor(size=image_size)``, one batch at a time.
+        ``CXRPreprocessor(size=image_size)``, one batch at a time (by
+        ``n_jobs`` worker processes while the network runs).
     output : {"embedding", "proba"}, default="embedding"
         What ``transform`` returns: the 512-d embedding, or (with
         ``fine_tune``) the fine-tuned head's probabilities, one column per
@@ -193,7 +199,16 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         bit-for-bit repeatable for one precision on one device (and batch
         size); bf16 and fp32 differ slightly. The resolved precision is part
         of the cache key: a bf16 result is never served to an fp32 request,
-        nor across machines whose "auto" differs. Fine-tuning trains in fp32.
+        nor across machines whose "auto" differs. Fine-tuning trains with AMP
+        (bf16 autocast, float32 weights) on CUDA under "auto" or "bf16", and
+        in fp32 on the CPU unless "bf16" is asked for
+        (:func:`skcxr._torch.training_precision`).
+    n_jobs : int or None, default=None
+        Worker processes that read and preprocess image paths: torch
+        DataLoader workers in ``transform`` (decoding the next batches while
+        the network runs), joblib workers when ``fit`` reads them. None: none
+        on the CPU, one per core on CUDA; -1: every core. Results do not
+        depend on it.
     memory : None, str or joblib.Memory, default=None
         Caches fine-tuning (shared with other estimators, see
         :func:`skcxr.neural.cached_fine_tune_resnet`) and embeddings, keyed on
@@ -234,7 +249,7 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         fine_tune=None,
         epochs=5,
         lr=1e-4,
-        batch_size=32,
+        batch_size=None,
         augment=True,
         patience=3,
         image_size=224,
@@ -243,6 +258,7 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         net_params=None,
         device="auto",
         precision="auto",
+        n_jobs=None,
         memory=None,
         random_state=None,
         verbose=0,
@@ -260,6 +276,7 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         self.net_params = net_params
         self.device = device
         self.precision = precision
+        self.n_jobs = n_jobs
         self.memory = memory
         self.random_state = random_state
         self.verbose = verbose
@@ -293,8 +310,9 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
     def _fine_tune(self, images, Y, groups, random_state):
         return cached_fine_tune_resnet(
             self.memory, images, Y, groups=groups, weights=self.weights, fine_tune=self.fine_tune,
-            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, augment=self.augment,
-            patience=self.patience, random_state=random_state, device=self.device, verbose=self.verbose,
+            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size or _TRAIN_BATCH, augment=self.augment,
+            patience=self.patience, random_state=random_state, device=self.device,
+            precision=training_precision(self.precision, self.device), verbose=self.verbose,
             net_params=self.net_params,
         )  # fmt: skip
 
@@ -336,7 +354,7 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
             return None
         if Y is None:
             raise ValueError(f"ResNetEmbedder(fine_tune={self.fine_tune!r}) needs Y to fit; got Y=None.")
-        images = load_images(X, self.image_size)
+        images = load_images(X, self.image_size, n_jobs=self.n_jobs)
         Y = check_multilabel_Y(Y, len(images))
         state, self.history_ = self._fine_tune(images, Y, groups, self.random_state)
         net = ResNet18Classifier(Y.shape[1])
@@ -399,14 +417,15 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
             yield train, test, net.eval()
 
     def _embed(self, X, state):
-        embed = check_memory(self.memory).cache(embed_resnet, ignore=["batch_size", "device", "verbose"])
+        embed = check_memory(self.memory).cache(embed_resnet, ignore=["batch_size", "n_jobs", "device", "verbose"])
         return embed(X, state, image_size=self.image_size, batch_size=self.batch_size, device=self.device,
-                     precision=self._resolved_precision(), verbose=self.verbose)
+                     precision=self._resolved_precision(), n_jobs=self.n_jobs, verbose=self.verbose)
 
     def _head_proba(self, backbone, head, X):
         net = _Proba(_inference_backbone(backbone), copy.deepcopy(head))
         return forward(net, X, image_size=self.image_size, batch_size=self.batch_size, device=self.device,
-                       precision=self._resolved_precision(), verbose=self.verbose, desc="ResNet18 head")
+                       precision=self._resolved_precision(), n_jobs=self.n_jobs, verbose=self.verbose,
+                       desc="ResNet18 head")
 
     def transform(self, X):
         """512-d embeddings, or the head's probabilities with ``output="proba"``; float32.
