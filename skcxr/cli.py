@@ -1,5 +1,6 @@
 """The ``skcxr`` command: ``skcxr demo`` on the embedded phantoms, ``skcxr run`` on ChestX-ray14 folders,
-``skcxr explain`` for pictures of where an attention model looks.
+``skcxr tune`` for an Optuna search of a classifier's hyper-parameters, ``skcxr explain`` for pictures of
+where an attention model looks.
 
 Both train the classical baseline (logistic regression on LBP + HOG) and the
 hybrid MLP on one patient-wise split and report them with
@@ -7,6 +8,13 @@ hybrid MLP on one patient-wise split and report them with
 thresholds tuned on the training part, macro-AUC with a patient-bootstrap
 interval, the hybrid's difference to the baseline with a paired interval, and,
 for several ``--data`` folders, every metric within each folder as well.
+
+``skcxr tune`` searches on the training part of the same patient-wise split as
+``skcxr run`` (same ``--seed`` and ``--test-size``), so run's test part stays
+unseen; the texture features learn nothing from the labels, so they are
+computed once, and each trial cross-validates scaler + classifier
+(:func:`skcxr.model_selection.tune`). With ``--storage`` the study persists:
+rerunning continues it, and several processes on one storage share it.
 
 Every error is one line on stderr, ``skcxr: error: ...``, naming the argument
 or file, with exit status 1; Ctrl-C prints ``skcxr: interrupted`` and exits
@@ -70,6 +78,22 @@ _n_jobs = _number(int, lambda v: v != 0, "a non-zero integer (-1: all cores)")
 _threshold_cv = _number(int, lambda v: v == 0 or v >= 2, "0 (no tuning: 0.5 only) or an integer >= 2")
 
 
+def _storage_url(text: str) -> str:
+    """A database URL for Optuna (``sqlite:///study.db``, ``postgresql://...``), checked before any work."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a database URL (e.g. sqlite:///study.db)") from None
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        folder = Path(url.database).parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"{text}: no such folder {folder}")
+    return text
+
+
 def _folder(text: str) -> Path:
     path = Path(text)
     if not path.exists():
@@ -107,6 +131,33 @@ def _parser() -> argparse.ArgumentParser:
                    help="fraction of patients held out, in (0, 1) (default 0.2)")
     p.add_argument("--views", nargs="+", default=None, help="keep only these view positions, e.g. PA AP")
     p.set_defaults(func=run)
+
+    p = sub.add_parser("tune", help="tune a classifier on LBP+HOG features with Optuna, by patient-grouped CV")
+    p.add_argument("--data", required=True, nargs="+", type=_folder, metavar="DIR",
+                   help="folder(s) with Data_Entry_2017*.csv(.gz) and images/, as for 'skcxr run'")
+    p.add_argument("--model", choices=sorted(TUNE_SPACES), default="lr",
+                   help="lr: logistic regression (tunes C); mlp: the skorch MLP (lr, width, dropout, weight "
+                        "decay; hopeless trials are pruned by their validation loss) (default lr)")
+    p.add_argument("--n-trials", type=_int_at_least(1), default=20,
+                   help="completed trials the study should hold, counting earlier runs (default 20)")
+    p.add_argument("--storage", type=_storage_url, default=None, metavar="URL",
+                   help="database of the study, e.g. sqlite:///study.db: reruns continue it and several "
+                        "processes share it (default: in memory)")
+    p.add_argument("--study-name", default=None, help="name of the study in the storage (default skcxr-MODEL)")
+    p.add_argument("--timeout", type=_number(float, lambda v: v > 0, "a positive number of seconds"),
+                   default=None, help="start no new trial after this many seconds")
+    p.add_argument("--cv", type=_int_at_least(2), default=3, help="patient-grouped folds per trial (default 3)")
+    p.add_argument("--size", type=_int_at_least(MIN_SIZE), default=224,
+                   help=f"image side in pixels, at least {MIN_SIZE} (default 224)")
+    p.add_argument("--test-size", type=_fraction, default=0.2,
+                   help="fraction of patients held out as in 'skcxr run' and never used here (default 0.2)")
+    p.add_argument("--views", nargs="+", default=None, help="keep only these view positions, e.g. PA AP")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the split and the models, and of the sampler without --storage (with "
+                        "one, each worker samples unseeded, so parallel workers try different values) (default 0)")
+    p.add_argument("--n-jobs", type=_n_jobs, default=2,
+                   help="parallel workers for the features, -1 for all cores (default 2)")
+    p.set_defaults(func=tune_command)
 
     for p in (sub.choices["demo"], sub.choices["run"]):
         p.add_argument("--out", type=Path, default=None,
@@ -350,6 +401,70 @@ def run(args) -> None:
             "test": int(len(p_te)),
             "sources": {str(s): int((sources == s).sum()) for s in np.unique(sources.astype(str))}}
     _report(result, args.out, _config(args), data)
+
+
+def _tune_spaces():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    return {
+        "lr": {"clf__estimator__C": FloatDistribution(1e-6, 1.0, log=True)},
+        "mlp": {"clf__lr": FloatDistribution(1e-4, 1e-2, log=True),
+                "clf__module__hidden": CategoricalDistribution([64, 128, 256, 512]),
+                "clf__module__dropout": FloatDistribution(0.0, 0.6),
+                "clf__optimizer__weight_decay": FloatDistribution(1e-6, 1e-1, log=True)},
+    }
+
+
+#: The classifiers ``skcxr tune --model`` knows (their search spaces are built when used).
+TUNE_SPACES = ("lr", "mlp")
+
+
+def _tune_estimator(args):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .neural import MLP, MultilabelNeuralNetClassifier
+    from .pipelines import make_logistic_regression
+
+    clf = (make_logistic_regression() if args.model == "lr"
+           else MultilabelNeuralNetClassifier(MLP, random_state=args.seed))
+    return Pipeline([("scale", StandardScaler()), ("clf", clf)]), _tune_spaces()[args.model]
+
+
+def tune_command(args) -> None:
+    from optuna.trial import TrialState
+
+    from .model_selection import train_test_split_by_patient, tune
+    from .pipelines import make_classical_pipeline
+
+    _import_estimators()
+    paths, Y, groups, _, _ = _load(args)
+    p_tr, _, Y_tr, _, g_tr, _ = train_test_split_by_patient(
+        paths, Y, groups, groups=groups, stratify=Y, test_size=args.test_size, random_state=args.seed)
+    study_name = args.study_name or f"skcxr-{args.model}"
+    print(f"Tuning {args.model} ({args.n_trials} trials, {args.cv}-fold patient-grouped CV, study {study_name!r}) "
+          f"on the training part: {len(p_tr)} images of {len(np.unique(g_tr))} patients; "
+          f"'skcxr run --seed {args.seed} --test-size {args.test_size:g}' tests on the rest\n", flush=True)
+    features = make_classical_pipeline(size=args.size, n_jobs=args.n_jobs)[:2]  # prep + LBP/HOG: no labels
+    if args.size < 32:  # HOG's default 2x2 blocks of 16 px cells need 32 px
+        features.set_params(features__hog__pixels_per_cell=(8, 8))
+    F = features.fit_transform(p_tr)
+    estimator, space = _tune_estimator(args)
+    study, _ = tune(estimator, F, Y_tr, g_tr, space=space, n_trials=args.n_trials, cv=args.cv,
+                    storage=args.storage, study_name=study_name, timeout=args.timeout,
+                    random_state=None if args.storage else args.seed, refit=False, verbose=1)
+    counts = {state: len(study.get_trials(deepcopy=False, states=(state,)))
+              for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    print(f"\nStudy {study.study_name!r}: {counts[TrialState.COMPLETE]} completed, "
+          f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed trials")
+    if not counts[TrialState.COMPLETE]:
+        raise ValueError(f"study {study.study_name!r} has no completed trial")
+    best = study.best_trial
+    folds = ", ".join(f"{v:.3f}" for v in best.user_attrs.get("fold_scores", []))
+    print(f"Best mean macro-AUC over {args.cv} patient-grouped folds: {best.value:.4f} (trial {best.number}; "
+          f"folds {folds})\nBest parameters:")
+    for name, value in best.params.items():
+        print(f"  {name} = {value:.4g}" if isinstance(value, float) else f"  {name} = {value}")
 
 
 def _attention_steps(model):

@@ -20,6 +20,11 @@ groups instead of samples:
 
 :class:`MultilabelStratifiedGroupKFold` uses parts of ``1/n_splits`` each;
 :func:`train_test_split_by_patient` uses ``[1 - test_size, test_size]``.
+
+:func:`tune` searches hyper-parameters with Optuna under this grouped CV
+(persistent, multi-process studies; pruning of skorch nets by their
+per-epoch validation loss with :class:`OptunaPruning`); see
+:mod:`skcxr._tuning`.
 """
 
 from __future__ import annotations
@@ -39,9 +44,29 @@ from ._validation import check_multilabel_Y
 __all__ = [
     "MultilabelStratifiedGroupKFold",
     "MultilabelStratifiedGroupShuffleSplit",
+    "OptunaPruning",
+    "TuneResult",
     "groups_params",
     "train_test_split_by_patient",
+    "tune",
 ]
+
+# Optuna tuning lives in private modules above this one in the import order (they use
+# skcxr.evaluation, and OptunaPruning skorch): loaded on first use, so importing the splitters
+# stays light (no optuna, no torch).
+_LAZY = {"tune": "_tuning", "TuneResult": "_tuning", "OptunaPruning": "_pruning"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__package__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def _validate_splitter(splitter) -> None:

@@ -186,8 +186,7 @@ def main(argv=None) -> None:
         for jobs in (1, -1):
             pre = CXRPreprocessor(size=224, n_jobs=jobs)
             bench("CXRPreprocessor (decode + resize + equalise)", "1024-px PNG paths",
-                  lambda: pre.fit_transform(paths), len(paths), n_jobs=jobs if jobs > 0 else cores,
-                  warm=lambda: pre.fit_transform(paths[: 2 * cores]))
+                  lambda: pre.fit_transform(paths), len(paths), n_jobs=jobs if jobs > 0 else cores)  # warm: joblib's workers
 
         # -- fine-tuning: one epoch
         images = tiled(stack, size["tune"])
