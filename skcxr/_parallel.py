@@ -16,13 +16,14 @@ from numbers import Integral
 
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils._param_validation import Interval
+from tqdm.auto import tqdm
 
 
 def _run(func, start, items, args):
     return start, func(items, *args)
 
 
-def map_batches(func, items, out, *, args=(), n_jobs=None, batch_size=None, prefer=None):
+def map_batches(func, items, out, *, args=(), n_jobs=None, batch_size=None, prefer=None, verbose=0, desc=""):
     """Fill ``out[i:j] = func(items[i:j], *args)`` batch by batch; return ``out``.
 
     Parameters
@@ -42,6 +43,8 @@ def map_batches(func, items, out, *, args=(), n_jobs=None, batch_size=None, pref
         at most 64 items each (bounds the per-task memory).
     prefer : {"threads", "processes"} or None
         joblib's soft backend hint: threads for functions that release the GIL.
+    verbose : int
+        >0 shows a tqdm progress bar (images and images/s) labelled ``desc``.
     """
     n = len(items)
     n_jobs = effective_n_jobs(n_jobs)
@@ -51,14 +54,17 @@ def map_batches(func, items, out, *, args=(), n_jobs=None, batch_size=None, pref
         # Give each worker a few batches even when the caller's batch is large.
         batch_size = max(1, min(batch_size, math.ceil(n / (2 * n_jobs))))
     starts = range(0, n, batch_size)
-    if n_jobs == 1 or len(starts) == 1:
-        for i in starts:
-            out[i : i + batch_size] = func(items[i : i + batch_size], *args)
-        return out
-    tasks = (delayed(_run)(func, i, items[i : i + batch_size], args) for i in starts)
-    parallel = Parallel(n_jobs=n_jobs, prefer=prefer, return_as="generator_unordered")
-    for i, block in parallel(tasks):
-        out[i : i + len(block)] = block
+    with tqdm(total=n, desc=desc, unit="img", disable=not verbose) as bar:
+        if n_jobs == 1 or len(starts) == 1:
+            for i in starts:
+                out[i : i + batch_size] = block = func(items[i : i + batch_size], *args)
+                bar.update(len(block))
+            return out
+        tasks = (delayed(_run)(func, i, items[i : i + batch_size], args) for i in starts)
+        parallel = Parallel(n_jobs=n_jobs, prefer=prefer, return_as="generator_unordered")
+        for i, block in parallel(tasks):
+            out[i : i + len(block)] = block
+            bar.update(len(block))
     return out
 
 

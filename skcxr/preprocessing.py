@@ -91,6 +91,8 @@ class CXRPreprocessor(TransformerMixin, BaseEstimator):
     batch_size : int, default=64
         Images per parallel task. With paths, only the output array and the
         batches in flight (at most ``2 * n_jobs``) are in memory at once.
+    verbose : int, default=0
+        >0 shows a progress bar (images, images/s).
 
     Examples
     --------
@@ -111,6 +113,7 @@ class CXRPreprocessor(TransformerMixin, BaseEstimator):
         out_range=(-1, 1),
         n_jobs=None,
         batch_size=64,
+        verbose=0,
     ):
         self.size = size
         self.equalize = equalize
@@ -118,6 +121,7 @@ class CXRPreprocessor(TransformerMixin, BaseEstimator):
         self.out_range = out_range
         self.n_jobs = n_jobs
         self.batch_size = batch_size
+        self.verbose = verbose
 
     def __sklearn_tags__(self):
         return image_stack_tags(super().__sklearn_tags__(), paths=True, requires_fit=False)
@@ -169,7 +173,8 @@ class CXRPreprocessor(TransformerMixin, BaseEstimator):
         out = np.empty((len(items), size, size), dtype=np.float32)
         args = (kind, size, self.equalize, float(self.clip_limit), low, high)
         return map_batches(
-            _preprocess_batch, items, out, args=args, n_jobs=self.n_jobs, batch_size=self.batch_size
+            _preprocess_batch, items, out, args=args, n_jobs=self.n_jobs, batch_size=self.batch_size,
+            verbose=self.verbose, desc="reading images" if kind == "paths" else "preprocessing",
         )
 
     def set_output(self, *, transform=None):
@@ -198,6 +203,7 @@ class CXRPreprocessor(TransformerMixin, BaseEstimator):
         "out_range": ["array-like"],
         "n_jobs": N_JOBS_CONSTRAINT,
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
     }
 
     def _check_params(self):

@@ -104,7 +104,8 @@ class _ImageFeatures(TransformerMixin, BaseEstimator):
             )
         out = np.empty((len(X), self.n_features_out_), dtype=np.float32)
         return map_batches(
-            type(self)._batch, X, out, args=self._args(), n_jobs=self.n_jobs, prefer=self._prefer
+            type(self)._batch, X, out, args=self._args(), n_jobs=self.n_jobs, prefer=self._prefer,
+            verbose=self.verbose, desc=type(self).__name__,
         )
 
     def get_feature_names_out(self, input_features=None):
@@ -149,6 +150,8 @@ class LBPFeatures(_ImageFeatures):
         Cells along rows and columns.
     n_jobs : int or None, default=None
         Parallel workers (threads: scikit-image's LBP releases the GIL).
+    verbose : int, default=0
+        >0 shows a progress bar in ``transform``.
 
     Attributes
     ----------
@@ -171,12 +174,13 @@ class LBPFeatures(_ImageFeatures):
 
     _prefer = "threads"
 
-    def __init__(self, P=8, R=1, method="uniform", grid=(4, 4), n_jobs=None):
+    def __init__(self, P=8, R=1, method="uniform", grid=(4, 4), n_jobs=None, verbose=0):
         self.P = P
         self.R = R
         self.method = method
         self.grid = grid
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     _parameter_constraints = {
         "P": [Interval(Integral, 1, None, closed="left")],
@@ -184,6 +188,7 @@ class LBPFeatures(_ImageFeatures):
         "method": [StrOptions(set(_LBP_BINS))],
         "grid": [tuple, list],
         "n_jobs": N_JOBS_CONSTRAINT,
+        "verbose": ["verbose"],
     }
 
     def _check_params(self):
@@ -244,6 +249,8 @@ class HOGFeatures(_ImageFeatures):
         Cells per normalisation block.
     n_jobs : int or None, default=None
         Parallel workers (processes: part of scikit-image's HOG holds the GIL).
+    verbose : int, default=0
+        >0 shows a progress bar in ``transform``.
 
     Attributes
     ----------
@@ -266,17 +273,19 @@ class HOGFeatures(_ImageFeatures):
 
     _prefer = "processes"
 
-    def __init__(self, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2), n_jobs=None):
+    def __init__(self, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2), n_jobs=None, verbose=0):
         self.orientations = orientations
         self.pixels_per_cell = pixels_per_cell
         self.cells_per_block = cells_per_block
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     _parameter_constraints = {
         "orientations": [Interval(Integral, 1, None, closed="left")],
         "pixels_per_cell": [tuple, list],
         "cells_per_block": [tuple, list],
         "n_jobs": N_JOBS_CONSTRAINT,
+        "verbose": ["verbose"],
     }
 
     def _check_params(self):
