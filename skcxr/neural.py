@@ -53,6 +53,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import data_from_dataset, to_numpy
 from torch import nn
 from torch.utils.data import Dataset, Subset
+from tqdm.auto import tqdm
 
 from ._cache import check_memory
 from ._torch import PRECISIONS, TorchEstimatorMixin, autocast, resolve_device, training_precision
@@ -68,6 +69,7 @@ __all__ = [
     "BaseNet",
     "MultilabelValidSplit",
     "TuneThresholds",
+    "EpochProgress",
     "MultilabelNeuralNetClassifier",
     "ResNetFineTuner",
     "SegmentationNet",
@@ -159,6 +161,32 @@ class TuneThresholds(Callback):
             return
         _, Y_valid = data_from_dataset(dataset)
         net.tuned_thresholds_ = tune_thresholds(to_numpy(Y_valid), net.predict_proba(dataset))
+
+
+class EpochProgress(Callback):
+    """A tqdm bar over the training epochs with the last train and validation losses, shown at ``verbose=1``.
+
+    ``verbose >= 2`` prints skorch's per-epoch table instead; 0 shows nothing.
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.bar_ = tqdm(total=net.max_epochs, desc=type(net).__name__, unit="epoch", disable=net.verbose != 1)
+
+    def on_epoch_end(self, net, **kwargs):
+        last = net.history[-1]
+        self.bar_.set_postfix({k: f"{last[k]:.4f}" for k in ("train_loss", "valid_loss") if k in last},
+                              refresh=False)
+        self.bar_.update()
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        self.bar_.close()
+
+
+class _EpochTable(PrintLog):
+    """skorch's per-epoch table, printed at ``verbose >= 2`` (1 shows :class:`EpochProgress`'s bar)."""
+
+    def _sink(self, text, verbose):
+        super()._sink(text, verbose >= 2)
 
 
 @contextlib.contextmanager
@@ -302,7 +330,7 @@ class BaseNet(TorchEstimatorMixin, NeuralNet):
         scheduler = self._make_lr_scheduler()
         if scheduler is not None:
             callbacks.append(("lr_scheduler", scheduler))
-        callbacks.append(("print_log", PrintLog()))
+        callbacks += [("progress", EpochProgress()), ("print_log", _EpochTable())]
         return callbacks
 
     def _make_lr_scheduler(self):
@@ -535,7 +563,8 @@ class MultilabelNeuralNetClassifier(ClassifierMixin, BaseNet):
         internal split, so fits are reproducible on one device; torch's global
         random state (CPU and CUDA) is left as it was. ``None``: not seeded.
     verbose : int, default=0
-        ``1`` prints skorch's per-epoch table.
+        ``1`` shows a progress bar over the epochs with the last losses
+        (:class:`EpochProgress`), ``2`` prints skorch's per-epoch table.
     **kwargs
         Further skorch parameters, e.g. ``module__hidden=(256, 128)``,
         ``optimizer__weight_decay=1e-4``.
@@ -989,7 +1018,7 @@ def fine_tune_resnet(
         Estimators pass it resolved (:func:`skcxr._torch.training_precision`),
         so the cache key holds the arithmetic used.
     verbose : int
-        >0 prints skorch's per-epoch table.
+        1: a progress bar over the epochs with the losses; 2: skorch's per-epoch table.
     net_params : dict, optional
         Further :class:`ResNetFineTuner` parameters, e.g. ``{"lr_scheduler": "cosine"}`` or
         ``{"callbacks": [("checkpoint", skorch.callbacks.Checkpoint(dirname="ckpt"))]}``.

@@ -194,6 +194,8 @@ class UNetSegmenter(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         unseeded training is never cached.
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
+        >0 shows progress bars (images/s; epochs with their losses); 2
+        prints the per-epoch table instead of the epoch bar.
 
     Attributes
     ----------

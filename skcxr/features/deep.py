@@ -26,6 +26,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
 
 from .._cache import check_memory
 from .._torch import TorchEstimatorMixin, forward, load_images, training_precision
@@ -216,7 +217,8 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         ``precision`` (embeddings) and skcxr's code version; unseeded fine-tuning (``random_state=None``) is never cached.
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
-        >0 shows progress bars and the per-epoch table.
+        >0 shows progress bars (images/s; fine-tuning epochs with their
+        losses, folds of the cross-fitting); 2 prints the per-epoch table.
 
     Attributes
     ----------
@@ -410,7 +412,8 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         seeds = self._seeds(cv + 1 if isinstance(cv, Integral) else cv.get_n_splits(images, Y, groups) + 1)
         if isinstance(cv, Integral):
             cv = MultilabelStratifiedGroupKFold(cv, shuffle=True, random_state=seeds.pop())
-        for (train, test), seed in zip(cv.split(images, Y, groups), seeds):
+        folds = list(zip(cv.split(images, Y, groups), seeds))
+        for (train, test), seed in tqdm(folds, desc="cross-fitting folds", unit="fold", disable=not self.verbose):
             state, _ = self._fine_tune(images[train], Y[train], groups[train], seed)
             net = ResNet18Classifier(Y.shape[1])
             net.load_state_dict(state)
