@@ -130,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=_fraction, default=0.2,
                    help="fraction of patients held out, in (0, 1) (default 0.2)")
     p.add_argument("--views", nargs="+", default=None, help="keep only these view positions, e.g. PA AP")
+    p.add_argument("--report", type=Path, default=None, metavar="DIR",
+                   help="also write DIR/report.html: one self-contained page with the results, per-finding AUCs, "
+                        "ROC and calibration curves, subgroups, a gallery with lung masks and a model card")
     p.set_defaults(func=run)
 
     p = sub.add_parser("tune", help="tune a classifier on LBP+HOG features with Optuna, by patient-grouped CV")
@@ -229,8 +232,8 @@ def _slugs(names) -> dict:
     return slugs
 
 
-def _check_out(out: Path | None) -> None:
-    """Create ``--out`` and prove it writable, before any heavy work."""
+def _check_out(out: Path | None, flag: str = "--out") -> None:
+    """Create ``--out`` (or another output folder, ``flag``) and prove it writable, before any heavy work."""
     if out is None:
         return
     try:
@@ -239,15 +242,16 @@ def _check_out(out: Path | None) -> None:
             pass
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise _UsageError(f"--out {out}: cannot create or write this folder ({reason})") from None
+        raise _UsageError(f"{flag} {out}: cannot create or write this folder ({reason})") from None
 
 
-def _evaluate(args, X_train, Y_train, X_test, Y_test, g_train, g_test, target_names, sources_test=None):
+def _evaluate(args, X_train, Y_train, X_test, Y_test, g_train, g_test, target_names, sources_test=None,
+              sources_train=None):
     from .evaluation import holdout_report
 
     return holdout_report(
         _models(args), X_train, Y_train, X_test, Y_test, groups_train=g_train, groups_test=g_test,
-        sources_test=sources_test, target_names=target_names, baseline=BASELINE,
+        sources_train=sources_train, sources_test=sources_test, target_names=target_names, baseline=BASELINE,
         threshold_cv=args.threshold_cv or None, n_boot=args.n_boot, random_state=args.seed)
 
 
@@ -340,7 +344,8 @@ def _source_names(folders) -> list[str]:
     return [str(f) if names.count(n) > 1 else n for f, n in zip(folders, names)]
 
 
-def _load(args):
+def _load(args, frame=False):
+    """Paths, Y, patient ids, sources and finding names of the ``--data`` folders; with ``frame``, their CSV rows."""
     from .datasets import load_chestxray14
 
     parts, names = [], _source_names(args.data)
@@ -362,6 +367,11 @@ def _load(args):
     if len(paths) < MIN_IMAGES or n_patients < 10:
         raise _UsageError(f"--data: {len(paths)} images of {n_patients} patients; a patient-wise split with "
                           f"tuned thresholds needs at least {MIN_IMAGES} images of 10 patients")
+    if frame:
+        import pandas as pd
+
+        rows = pd.concat([p.frame for p in parts], ignore_index=True)
+        return paths, Y, groups, sources, parts[0].target_names, rows
     return paths, Y, groups, sources, parts[0].target_names
 
 
@@ -383,15 +393,18 @@ def run(args) -> None:
 
     _import_estimators()
     _check_out(args.out)
-    paths, Y, groups, sources, target_names = _load(args)
-    p_tr, p_te, Y_tr, Y_te, g_tr, g_te, s_tr, s_te = train_test_split_by_patient(
-        paths, Y, groups, sources, groups=groups, stratify=Y, test_size=args.test_size, random_state=args.seed)
+    _check_out(args.report, "--report")
+    paths, Y, groups, sources, target_names, rows = _load(args, frame=True)
+    p_tr, p_te, Y_tr, Y_te, g_tr, g_te, s_tr, s_te, _, rows_te = train_test_split_by_patient(
+        paths, Y, groups, sources, rows, groups=groups, stratify=Y, test_size=args.test_size,
+        random_state=args.seed)
     n_patients = len(np.unique(groups))
     print(f"ChestX-ray14 at {', '.join(map(str, args.data))}: {len(paths)} images of {n_patients} patients; "
           f"patient-wise split {len(p_tr)} train / {len(p_te)} test images\n", flush=True)
     try:
+        several = len(args.data) > 1
         result = _evaluate(args, p_tr, Y_tr, p_te, Y_te, g_tr, g_te, target_names,
-                           sources_test=s_te if len(args.data) > 1 else None)
+                           sources_test=s_te if several else None, sources_train=s_tr if several else None)
     except Image.DecompressionBombError as exc:
         culprit = _oversized_image(paths)
         where = f"{culprit}: " if culprit else ""
@@ -401,6 +414,11 @@ def run(args) -> None:
             "test": int(len(p_te)),
             "sources": {str(s): int((sources == s).sum()) for s in np.unique(sources.astype(str))}}
     _report(result, args.out, _config(args), data)
+    if args.report is not None:
+        from .report import write_report
+
+        page = write_report(result, args.report, X_test=p_te, metadata=rows_te, config=_config(args))
+        print(f"wrote {page}")
 
 
 def _tune_spaces():

@@ -45,6 +45,7 @@ from .model_selection import MultilabelStratifiedGroupKFold, groups_params
 __all__ = [
     "BootstrapInterval",
     "HoldoutResult",
+    "bootstrap_class_auc",
     "bootstrap_macro_auc",
     "groups_fit_params",
     "holdout_report",
@@ -115,15 +116,13 @@ def _patient_draws(groups, n_samples, n_boot, random_state):
     return inverse, counts
 
 
-def _replicate_macro_aucs(Y, scores, inverse, counts) -> np.ndarray:
-    """Macro-AUC of every score matrix on every resample: (len(scores), n_boot).
+def _replicate_class_aucs(Y, scores, inverse, counts) -> np.ndarray:
+    """AUC of every class of every score matrix on every resample: (len(scores), n_boot, n_labels).
 
     Resample ``b`` holds image ``i`` ``counts[b, inverse[i]]`` times; the AUC of
     such a sample is the weighted Mann-Whitney statistic (ties count 1/2),
     computed for all resamples at once from cumulative sums over the images
-    sorted by score. Equal to :func:`skcxr.metrics.macro_auc_score` on the
-    concatenated rows: a class with one value only in a resample is left out
-    of that resample's mean.
+    sorted by score. NaN where a class holds one value only in a resample.
     """
     n, n_labels = Y.shape
     n_boot = counts.shape[0]
@@ -150,9 +149,18 @@ def _replicate_macro_aucs(Y, scores, inverse, counts) -> np.ndarray:
                 num = (W[:, order[pos]] * below[:, group[pos]]).sum(axis=1)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     out[m, start:start + step, label] = np.where(defined, num / (w_pos * w_neg), np.nan)
+    return out
+
+
+def _replicate_macro_aucs(Y, scores, inverse, counts) -> np.ndarray:
+    """Macro-AUC of every score matrix on every resample: (len(scores), n_boot).
+
+    Equal to :func:`skcxr.metrics.macro_auc_score` on the resampled rows: a
+    class with one value only in a resample is left out of that resample's mean.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # resamples with no defined class: NaN
-        return np.nanmean(out, axis=2)
+        return np.nanmean(_replicate_class_aucs(Y, scores, inverse, counts), axis=2)
 
 
 def _interval(estimate, replicates, confidence) -> BootstrapInterval:
@@ -281,6 +289,64 @@ def paired_bootstrap_macro_auc(Y_true, Y_score_a, Y_score_b, groups=None, *, n_b
     return _interval(_quiet_macro_auc(Y, A) - _quiet_macro_auc(Y, B), rep_a - rep_b, confidence)
 
 
+def bootstrap_class_auc(Y_true, Y_score, groups=None, *, target_names=None, n_boot=1000, confidence=0.95,
+                        random_state=None) -> pd.DataFrame:
+    """AUC of each class with a percentile interval from a bootstrap over patients.
+
+    The resamples are those of :func:`bootstrap_macro_auc` (same patients,
+    same ``random_state``: the same resamples), scored class by class. A
+    resample in which a class holds one value only is left out of that
+    class's interval.
+
+    Parameters
+    ----------
+    Y_true : array-like of shape (n_samples, n_labels)
+        0/1 indicator matrix.
+    Y_score : array-like of shape (n_samples, n_labels)
+        Probabilities or scores.
+    groups : array-like of shape (n_samples,), default=None
+        Patient id of each image (``None``: every image its own patient).
+    target_names : list of str, default=None
+        Class names (the index); ``"0", "1", ...`` by default.
+    n_boot : int, default=1000
+    confidence : float, default=0.95
+    random_state : int, numpy Generator, RandomState or None, default=None
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per class (index "class"), columns ``AUC``, ``AUC low``,
+        ``AUC high`` (NaN where a class holds one value only) and
+        ``positives``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcxr.evaluation import bootstrap_class_auc
+    >>> rng = np.random.default_rng(0)
+    >>> Y = rng.integers(0, 2, (300, 2))
+    >>> P = np.column_stack([Y[:, 0] * 0.5 + rng.uniform(0, 1, 300), rng.uniform(0, 1, 300)])
+    >>> table = bootstrap_class_auc(Y, P, np.arange(300) // 3, target_names=["Mass", "Nodule"], random_state=0)
+    >>> bool(table.loc["Mass", "AUC low"] > 0.6), bool(table.loc["Nodule", "AUC low"] < 0.5)
+    (True, True)
+    """
+    _check_bootstrap_args(n_boot, confidence)
+    Y = check_multilabel_Y(Y_true, name="Y_true")
+    P = _check_scores(Y_score, Y.shape, "Y_score")
+    names = [str(k) for k in range(Y.shape[1])] if target_names is None else [str(n) for n in target_names]
+    if len(names) != Y.shape[1]:
+        raise ValueError(f"target_names has {len(names)} names but Y_true has {Y.shape[1]} columns.")
+    inverse, counts = _patient_draws(groups, len(Y), n_boot, _seed(random_state))
+    replicates = _replicate_class_aucs(Y, [P], inverse, counts)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimates = multilabel_report(Y, P).per_class["AUC"].to_numpy()
+    rows = [_interval(estimates[k], replicates[:, k], confidence) for k in range(Y.shape[1])]
+    table = pd.DataFrame(rows, columns=["AUC", "AUC low", "AUC high"], index=pd.Index(names, name="class"))
+    table["positives"] = Y.sum(axis=0).astype(int)
+    return table
+
+
 # -- holdout report ----------------------------------------------------------------------------
 
 
@@ -315,6 +381,23 @@ class HoldoutResult:
     models : dict of {str: estimator}
         The fitted clones.
     baseline : str or None
+    Y_train, Y_test : ndarray (n, n_labels) of uint8 or None
+        The labels of the two parts (for figures and reports drawn later,
+        e.g. :func:`skcxr.report.write_report`).
+    groups_test : ndarray (n_test,) or None
+        Test patient ids as given (None: every image its own patient).
+    sources_train, sources_test : ndarray or None
+        Source of each image as given.
+    target_names : list of str or None
+        Class names as given.
+    n_boot, confidence : int, float
+        The bootstrap's settings.
+    random_state : int or None
+        The seed of the bootstrap resamples (an int drawn from
+        ``random_state`` where that was None or a RandomState); with it,
+        :func:`bootstrap_class_auc` and :func:`bootstrap_macro_auc` on the
+        same test patients draw the same resamples. None where a numpy
+        Generator was given.
     """
 
     summary: pd.DataFrame
@@ -325,6 +408,15 @@ class HoldoutResult:
     thresholds: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)
     baseline: str | None = None
+    Y_train: np.ndarray | None = None
+    Y_test: np.ndarray | None = None
+    groups_test: np.ndarray | None = None
+    sources_train: np.ndarray | None = None
+    sources_test: np.ndarray | None = None
+    target_names: list | None = None
+    n_boot: int = 1000
+    confidence: float = 0.95
+    random_state: int | None = None
 
     def to_markdown(self) -> str:
         """The summary and the per-source tables as markdown, intervals as ``0.712 [0.650, 0.770]``."""
@@ -508,8 +600,8 @@ def _metric_rows(names, Y, proba, thresholds, groups, baseline, n_boot, confiden
 
 
 def holdout_report(models, X_train, Y_train, X_test, Y_test, *, groups_train=None, groups_test=None,
-                   sources_test=None, target_names=None, baseline=None, threshold_cv=3, n_boot=1000,
-                   confidence=0.95, random_state=None) -> HoldoutResult:
+                   sources_train=None, sources_test=None, target_names=None, baseline=None, threshold_cv=3,
+                   n_boot=1000, confidence=0.95, random_state=None) -> HoldoutResult:
     """Fit clones of several models on one training part and score them on the held-out part.
 
     For each model: ``clone``, fit on ``(X_train, Y_train)`` with the patient
@@ -546,6 +638,9 @@ def holdout_report(models, X_train, Y_train, X_test, Y_test, *, groups_train=Non
         raises ``ValueError``. ``None`` makes every image its own patient
         (optimistic thresholds, too narrow intervals where patients have
         several images).
+    sources_train : array-like of shape (n_train,), default=None
+        Source of each training image; only recorded (``sources_train``), for
+        reports of the label distribution per source.
     sources_test : array-like of shape (n_test,), default=None
         Source of each test image (e.g. ``"nih"``, ``"nih-64"``) for the
         within-source tables.
@@ -569,7 +664,9 @@ def holdout_report(models, X_train, Y_train, X_test, Y_test, *, groups_train=Non
     HoldoutResult
         ``summary`` and ``by_source`` tables, ``reports`` and
         ``tuned_reports``, ``proba``, ``thresholds``, ``models`` (fitted
-        clones); ``to_markdown()`` and ``to_dict()`` (JSON-safe).
+        clones), the test labels, patients and sources and the bootstrap's
+        settings (for :func:`skcxr.report.write_report`); ``to_markdown()``
+        and ``to_dict()`` (JSON-safe).
 
     Examples
     --------
@@ -602,6 +699,7 @@ def holdout_report(models, X_train, Y_train, X_test, Y_test, *, groups_train=Non
         raise ValueError(f"Y_train has {Y_train.shape[1]} labels but Y_test has {Y_test.shape[1]}.")
     groups_train = _check_1d(groups_train, len(Y_train), "groups_train")
     groups_test = _check_1d(groups_test, len(Y_test), "groups_test")
+    sources_train = _check_1d(sources_train, len(Y_train), "sources_train")
     sources_test = _check_1d(sources_test, len(Y_test), "sources_test")
     if groups_train is not None and groups_test is not None:
         shared = np.intersect1d(groups_train, groups_test)
@@ -648,4 +746,9 @@ def holdout_report(models, X_train, Y_train, X_test, Y_test, *, groups_train=Non
                          else multilabel_report(Y_test, proba[n], thresholds[n], target_names=target_names)
                          for n in names}
     return HoldoutResult(summary=summary, by_source=by_source, reports=reports, tuned_reports=tuned_reports,
-                         proba=proba, thresholds=thresholds, models=fitted, baseline=baseline)
+                         proba=proba, thresholds=thresholds, models=fitted, baseline=baseline,
+                         Y_train=Y_train, Y_test=Y_test, groups_test=groups_test, sources_train=sources_train,
+                         sources_test=sources_test,
+                         target_names=None if target_names is None else [str(t) for t in target_names],
+                         n_boot=int(n_boot), confidence=float(confidence),
+                         random_state=int(seed) if isinstance(seed, numbers.Integral) else None)

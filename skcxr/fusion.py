@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._validation import image_stack_tags
 
-__all__ = ["AttentionMaps", "AttentionFusion", "MapPooler"]
+__all__ = ["AttentionMaps", "AttentionFusion", "MapPooler", "attention_steps"]
 
 
 class AttentionMaps(TransformerMixin, BaseEstimator):
@@ -411,3 +411,51 @@ def _check_maps(X, owner):
     if not np.isfinite(X).all():
         raise ValueError(f"{owner}: the maps contain NaN or infinity.")
     return X
+
+
+def attention_steps(model):
+    """The fitted ``(preprocessor, AttentionMaps, AttentionFusion)`` of an attention pipeline.
+
+    Looks through a fitted :class:`~sklearn.pipeline.Pipeline` (inside a
+    search's ``best_estimator_``) and its ``FeatureUnion`` members, as
+    :func:`skcxr.pipelines.make_attention_pipeline` builds them; the
+    preprocessor is the pipeline's first step. With them, the maps of new
+    images are ``maps.transform(prep.transform(X))`` (``[:, 0]`` the lung
+    map, ``[:, 1]`` the CAM) and ``fusion.transform`` of those.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is not a pipeline holding both an ``AttentionMaps`` and
+        an ``AttentionFusion`` step.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> attention_steps(make_pipeline(StandardScaler(), LogisticRegression()))
+    Traceback (most recent call last):
+    ...
+    ValueError: not an attention pipeline (make_attention_pipeline): it has no AttentionMaps and AttentionFusion steps
+    """
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    model = getattr(model, "best_estimator_", model)
+    found = {}
+
+    def walk(est):
+        if isinstance(est, Pipeline):
+            for _, step in est.steps:
+                walk(step)
+        elif isinstance(est, FeatureUnion):
+            for _, part in est.transformer_list:
+                walk(part)
+        elif isinstance(est, (AttentionMaps, AttentionFusion)):
+            found.setdefault(type(est).__name__, est)
+
+    walk(model)
+    if not isinstance(model, Pipeline) or len(found) < 2:
+        raise ValueError("not an attention pipeline (make_attention_pipeline): it has no AttentionMaps and "
+                         "AttentionFusion steps")
+    return model.steps[0][1], found["AttentionMaps"], found["AttentionFusion"]

@@ -314,3 +314,35 @@ def test_bad_arguments(split, kwargs, match):
 def test_docstring_examples():
     result = doctest.testmod(evaluation, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0  # the examples ran, and passed
+
+
+def test_bootstrap_class_auc_uses_the_resamples_of_the_macro_auc():
+    from skcxr.evaluation import bootstrap_class_auc
+
+    rng = np.random.default_rng(3)
+    Y = rng.integers(0, 2, (150, 3))
+    P = Y * rng.uniform(0, 0.6, Y.shape) + rng.uniform(0, 1, Y.shape)
+    patients = np.arange(150) // 3
+    table = bootstrap_class_auc(Y, P, patients, target_names=["a", "b", "c"], n_boot=300, random_state=7)
+    assert list(table.index) == ["a", "b", "c"] and table["positives"].tolist() == Y.sum(0).tolist()
+    np.testing.assert_allclose(table["AUC"], multilabel_report(Y, P).per_class["AUC"])
+    for k, name in enumerate("abc"):  # one class alone: its macro-AUC interval, on the same resamples
+        alone = bootstrap_macro_auc(Y[:, [k]], P[:, [k]], patients, n_boot=300, random_state=7)
+        assert tuple(table.loc[name, ["AUC", "AUC low", "AUC high"]]) == pytest.approx(tuple(alone))
+    Y[:, 1] = 1
+    assert table.pipe(lambda _: bootstrap_class_auc(Y, P, patients, n_boot=50, random_state=0))["AUC"].isna().tolist() \
+        == [False, True, False]
+
+
+def test_holdout_result_records_labels_sources_and_settings():
+    X, Y = make_multilabel_classification(120, n_classes=3, random_state=0)
+    sources = np.where(np.arange(120) % 2, "a", "b")
+    result = holdout_report({"LR": OneVsRestClassifier(LogisticRegression(max_iter=500))}, X[:80], Y[:80], X[80:],
+                            Y[80:], sources_train=sources[:80], sources_test=sources[80:], threshold_cv=None,
+                            n_boot=20, confidence=0.9, random_state=4)
+    np.testing.assert_array_equal(result.Y_test, Y[80:])
+    np.testing.assert_array_equal(result.sources_train, sources[:80])
+    assert (result.n_boot, result.confidence, result.random_state, result.groups_test) == (20, 0.9, 4, None)
+    with pytest.raises(ValueError, match="sources_train"):
+        holdout_report({"LR": OneVsRestClassifier(LogisticRegression())}, X[:80], Y[:80], X[80:], Y[80:],
+                       sources_train=sources[:10], threshold_cv=None, n_boot=10)

@@ -324,3 +324,64 @@ def test_the_helpers_the_message_names_build_an_accepted_matrix():
     assert multilabel_report(Y, np.zeros(Y.shape)).per_class.shape[0] == 14
     Y = MultiLabelBinarizer().fit_transform([["Effusion", "Mass"], [], ["Mass"]])
     assert multilabel_report(Y, np.zeros(Y.shape)).per_class.shape[0] == 2
+
+
+# --- operating points and calibration (used by skcxr.report) ------------------------------------------------
+
+
+def test_sensitivity_at_specificity_is_the_best_threshold_by_brute_force():
+    from skcxr.metrics import sensitivity_at_specificity
+
+    rng = np.random.default_rng(0)
+    Y = rng.integers(0, 2, (120, 3))
+    P = np.round(Y * 0.3 + rng.uniform(0, 1, Y.shape), 2)  # rounded: ties
+    for spec in (0.5, 0.8, 0.9, 0.95):
+        got = sensitivity_at_specificity(Y, P, spec)
+        for k in range(3):
+            best = 0.0
+            for t in np.r_[np.unique(P[:, k]), np.inf]:
+                called = P[:, k] >= t
+                if (~called[Y[:, k] == 0]).mean() >= spec:
+                    best = max(best, called[Y[:, k] == 1].mean())
+            assert got[k] == pytest.approx(best)
+    Y[:, 2] = 0
+    assert np.isnan(sensitivity_at_specificity(Y, P, 0.9)[2])
+    with pytest.raises(ValueError, match="specificity"):
+        sensitivity_at_specificity(Y, P, 1.5)
+
+
+def test_brier_scores_match_sklearn_per_class():
+    from sklearn.metrics import brier_score_loss
+
+    from skcxr.metrics import brier_scores
+
+    rng = np.random.default_rng(1)
+    Y = rng.integers(0, 2, (50, 4))
+    P = rng.uniform(0, 1, Y.shape)
+    expected = [brier_score_loss(Y[:, k], P[:, k]) for k in range(4)]
+    np.testing.assert_allclose(brier_scores(Y, P), expected)
+    with pytest.raises(ValueError, match="probabilities"):
+        brier_scores(Y, P * 3)
+
+
+def test_calibration_bins_match_sklearn_and_count_with_intervals():
+    from sklearn.calibration import calibration_curve
+
+    from skcxr.metrics import calibration_bins
+
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0, 1, 400) ** 2
+    y = (rng.uniform(0, 1, 400) < p).astype(int)
+    bins = calibration_bins(y, p, 10)
+    observed, predicted = calibration_curve(y, p, n_bins=10)
+    np.testing.assert_allclose(bins["observed"], observed)
+    np.testing.assert_allclose(bins["mean predicted"], predicted)
+    assert bins["count"].sum() == 400
+    assert ((bins["low"] <= bins["observed"]) & (bins["observed"] <= bins["high"])).all()
+    assert ((bins["low"] >= 0) & (bins["high"] <= 1)).all()
+    quantile = calibration_bins(y, p, 4, strategy="quantile")
+    assert quantile["count"].tolist() == [100, 100, 100, 100]
+    with pytest.raises(ValueError, match="strategy"):
+        calibration_bins(y, p, strategy="nope")
+    with pytest.raises(ValueError, match="1-D"):
+        calibration_bins(y[:, None], p)

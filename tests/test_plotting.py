@@ -120,3 +120,70 @@ def test_model_comparison_without_baseline_has_one_panel(result):
 def test_docstring_examples():
     result = doctest.testmod(plotting, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- the report's figures ------------------------------------------------------------------------------
+
+
+def test_map_panel_with_no_map_and_with_two():
+    from skcxr.plotting import map_panel
+
+    image = _ramp()
+    alone = map_panel(image, {})
+    assert len(alone.axes) == 1 and alone.axes[0].get_title() == "X-ray"  # no colorbar without maps
+    mask = np.zeros((64, 64))
+    mask[10:50, 10:30] = 1
+    fig = map_panel(image, [("CAM", mask * 0.3), ("lungs", mask)], contour=("lungs",), title="t")
+    image_axes = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in image_axes] == ["X-ray", "CAM", "lungs"] and len(fig.axes) == 4
+    assert not image_axes[1].collections and image_axes[2].collections  # the contour on the mask only
+
+
+def test_class_auc_bars_start_at_chance_with_intervals():
+    import pandas as pd
+
+    from skcxr.plotting import plot_class_auc
+
+    table = pd.DataFrame({"AUC": [0.8, 0.4, np.nan], "AUC low": [0.7, 0.3, np.nan], "AUC high": [0.9, 0.5, np.nan]},
+                         index=["Effusion", "Nodule", "Hernia"])
+    fig = plot_class_auc({"A": table, "B": table.assign(AUC=[0.6, 0.55, np.nan])})
+    ax = fig.axes[0]
+    bars = ax.patches
+    assert len(bars) == 4 and all(b.get_x() == pytest.approx(0.5) for b in bars)
+    assert sorted(round(b.get_x() + b.get_width(), 3) for b in bars) == [0.4, 0.55, 0.6, 0.8]
+    assert sum("undefined" in t.get_text() for t in ax.texts) == 2
+    assert "AUC" in ax.get_xlabel() and ax.get_xlim()[1] <= 1.05
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Effusion", "Nodule", "Hernia"]
+
+
+def test_roc_and_reliability_panels_per_finding():
+    from skcxr.plotting import plot_reliability, plot_roc_curves
+
+    rng = np.random.default_rng(0)
+    Y = rng.integers(0, 2, (80, 5))
+    Y[:, 4] = 0  # undefined
+    scores = {"good": np.clip(Y * 0.4 + rng.uniform(0, 0.6, Y.shape), 0, 1), "poor": rng.uniform(0, 1, Y.shape)}
+    names = ["A", "B", "C", "D", "Pleural_Thickening"]
+    roc = plot_roc_curves(Y, scores, names, ncols=3)
+    visible = [ax for ax in roc.axes if ax.get_visible()]
+    assert len(visible) == 5 and visible[-1].get_title().startswith("Pleural Thickening")
+    assert len(visible[0].get_legend().get_texts()) == 2 and "undefined" in visible[-1].texts[0].get_text()
+    assert all(ax.get_xlim() == (0.0, 1.0) for ax in visible)
+    reliability = plot_reliability(Y, scores, names)
+    panels = [ax for ax in reliability.axes if ax.get_visible()]
+    assert len(panels) == 5 and all("Brier" in t.get_text() for t in panels[0].get_legend().get_texts())
+    with pytest.raises(ValueError, match="shape"):
+        plot_roc_curves(Y, {"bad": scores["good"][:, :2]}, names)
+
+
+def test_label_distribution_bars_are_prevalences():
+    from skcxr.plotting import plot_label_distribution
+
+    Y = np.array([[1, 0], [0, 0], [1, 1], [0, 0]])
+    fig = plot_label_distribution({"train": Y, "test": Y[:2]}, ["Mass", "Nodule"], colors=["C0", "C0"],
+                                  hatches=["", "//"])
+    widths = sorted(round(b.get_width(), 1) for b in fig.axes[0].patches)
+    assert widths == sorted([50.0, 25.0, 50.0, 50.0, 0.0, 50.0])
+    assert "%" in fig.axes[0].get_xlabel()
+    with pytest.raises(ValueError, match="one entry per part"):
+        plot_label_distribution({"train": Y}, colors=["C0", "C1"])
