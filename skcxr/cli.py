@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import sys
 import tempfile
@@ -94,6 +95,23 @@ def _storage_url(text: str) -> str:
     return text
 
 
+def _device(text: str) -> str:
+    """A torch device this machine has (or "auto")."""
+    if text == "auto":
+        return text
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a torch device (auto, cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text}: this machine has no CUDA device")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return text
+
+
 def _folder(text: str) -> Path:
     path = Path(text)
     if not path.exists():
@@ -107,12 +125,36 @@ def _folder(text: str) -> Path:
     return path
 
 
+def _version_text() -> str:
+    from .persistence import versions
+
+    v = versions()
+    return (f"skcxr {v['skcxr']} (scikit-learn {v['scikit-learn']}, torch {v['torch']}, skorch {v['skorch']}, "
+            f"Python {v['python']})")
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes: how much it says, and where the networks run."""
+    common = argparse.ArgumentParser(add_help=False)
+    talk = common.add_mutually_exclusive_group()
+    talk.add_argument("--quiet", "-q", action="store_true",
+                      help="no progress bars and no progress lines; results and errors only")
+    talk.add_argument("--verbose", "-v", action="store_true",
+                      help="more detail: each network's per-epoch table instead of its epoch bar")
+    common.add_argument("--device", type=_device, default="auto",
+                        help="where the networks run: auto (CUDA when present), cpu, cuda, cuda:1, ... (default auto)")
+    return common
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="skcxr", description="Multi-label chest X-ray classification with scikit-learn estimators.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=_version_text())
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = _common()
 
-    p = sub.add_parser("demo", help="train on synthetic phantom radiographs and print the results table")
+    p = sub.add_parser("demo", parents=[common],
+                       help="train on synthetic phantom radiographs and print the results table")
     p.add_argument("--n-images", type=_int_at_least(MIN_IMAGES), default=400,
                    help=f"number of phantoms, at least {MIN_IMAGES} (default 400)")
     p.add_argument("--size", type=_int_at_least(MIN_SIZE), default=128,
@@ -121,7 +163,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="fraction of patients held out, in (0, 1) (default 0.25)")
     p.set_defaults(func=demo)
 
-    p = sub.add_parser("run", help="train and evaluate on ChestX-ray14 folders with a patient-wise split")
+    p = sub.add_parser("run", parents=[common],
+                       help="train and evaluate on ChestX-ray14 folders with a patient-wise split")
     p.add_argument("--data", required=True, nargs="+", type=_folder, metavar="DIR",
                    help="folder(s) with Data_Entry_2017*.csv(.gz) and images/ (or NIH's images_0NN/images/); "
                         "with several, each is a source scored on its own as well")
@@ -133,9 +176,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report", type=Path, default=None, metavar="DIR",
                    help="also write DIR/report.html: one self-contained page with the results, per-finding AUCs, "
                         "ROC and calibration curves, subgroups, a gallery with lung masks and a model card")
+    p.add_argument("--save-model", type=Path, default=None, metavar="PATH",
+                   help="write the fitted model (--save-which) to PATH and its description to PATH.json, for "
+                        "'skcxr predict' (a pickle: share it only with people who trust you)")
+    p.add_argument("--save-which", choices=sorted(SAVEABLE), default="hybrid",
+                   help="which of the trained models --save-model writes (default hybrid)")
     p.set_defaults(func=run)
 
-    p = sub.add_parser("tune", help="tune a classifier on LBP+HOG features with Optuna, by patient-grouped CV")
+    p = sub.add_parser("tune", parents=[common],
+                       help="tune a classifier on LBP+HOG features with Optuna, by patient-grouped CV")
     p.add_argument("--data", required=True, nargs="+", type=_folder, metavar="DIR",
                    help="folder(s) with Data_Entry_2017*.csv(.gz) and images/, as for 'skcxr run'")
     p.add_argument("--model", choices=sorted(TUNE_SPACES), default="lr",
@@ -172,12 +221,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--threshold-cv", type=_threshold_cv, default=3,
                        help="folds of the training-part CV that tunes the baseline's thresholds; "
                             "0 reports at 0.5 only (default 3)")
-    p = sub.add_parser("explain", help="draw the X-ray, Grad-CAM, U-Net lung mask and fused map of images")
+    p = sub.add_parser("explain", parents=[common],
+                       help="draw the X-ray, Grad-CAM, U-Net lung mask and fused map of images")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (PNG, JPEG, DICOM)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, help="a fitted attention pipeline (make_attention_pipeline) saved "
-                                                   "with joblib.dump, alone or as {'model': ..., "
-                                                   "'target_names': [...]}")
+                                                   "with skcxr.persistence.save_model or joblib.dump (only "
+                                                   "load files you trust: they are pickles)")
     source.add_argument("--data", type=_folder, metavar="DIR",
                         help="train make_attention_pipeline on this ChestX-ray14 folder first (saved to "
                              "OUT/model.joblib)")
@@ -186,11 +236,53 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"image side for --data training, at least {MIN_SIZE} (default 224)")
     p.add_argument("--seed", type=int, default=0, help="random seed for --data training (default 0)")
     p.add_argument("--n-jobs", type=_n_jobs, default=2, help="parallel workers, -1 for all cores (default 2)")
-    p.set_defaults(func=explain, views=None)
+    p.set_defaults(func=explain, views=None, split="random")
+
+    p = sub.add_parser("predict", parents=[common],
+                       help="apply a saved model to images: per-image probabilities and 0/1 predictions as CSV")
+    p.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="image files (PNG, JPEG, DICOM)")
+    p.add_argument("--model", type=Path, required=True,
+                   help="a model written by 'skcxr run --save-model' (a pickle: only load files you trust)")
+    p.add_argument("--data", type=Path, default=None, metavar="DIR",
+                   help="a folder of images (searched recursively); with a ChestX-ray14 label file "
+                        "(Data_Entry_2017*.csv) its labels are used to score the predictions too")
+    p.add_argument("--out", type=Path, required=True, help="write probabilities.csv and predictions.csv here")
+    p.add_argument("--n-jobs", type=_n_jobs, default=2, help="parallel workers, -1 for all cores (default 2)")
+    p.add_argument("--n-boot", type=_int_at_least(1), default=1000,
+                   help="patient-bootstrap resamples for the interval when labels are found (default 1000)")
+    p.set_defaults(func=predict)
+    for name in ("run", "tune"):
+        sub.choices[name].add_argument(
+            "--split", choices=("random", "official"), default="random",
+            help="random: a patient-wise, label-stratified split (--test-size, --seed); official: NIH's "
+                 "train_val_list.txt / test_list.txt in each --data folder (default random)")
     return parser
 
 
 # -- the work -----------------------------------------------------------------------------------
+
+
+def _level(args) -> int:
+    """The estimators' ``verbose``: 0 with --quiet, 2 with --verbose, else 1 (progress bars)."""
+    return 0 if args.quiet else 2 if args.verbose else 1
+
+
+def _say(args, *text) -> None:
+    """A progress line on stdout, unless --quiet."""
+    if not args.quiet:
+        print(*text, flush=True)
+
+
+def _configure(model, args):
+    """Set ``verbose``, ``device`` and ``n_jobs`` on every skcxr estimator inside ``model`` (others keep theirs)."""
+    from sklearn.base import BaseEstimator
+
+    settings = {"verbose": _level(args), "device": args.device, "n_jobs": args.n_jobs}
+    for est in [model, *model.get_params(deep=True).values()]:
+        if isinstance(est, BaseEstimator) and type(est).__module__.startswith("skcxr."):
+            own = est.get_params(deep=False)
+            est.set_params(**{k: v for k, v in settings.items() if k in own})
+    return model
 
 
 def _models(args) -> dict:
@@ -207,7 +299,11 @@ def _models(args) -> dict:
     if args.size < 32:  # HOG's default 2x2 blocks of 16 px cells need 32 px
         for model in models.values():
             model.set_params(features__hog__pixels_per_cell=(8, 8))
-    return models
+    return {name: _configure(model, args) for name, model in models.items()}
+
+
+#: What ``skcxr run --save-which`` names: the models of ``_models``.
+SAVEABLE = {"classical": BASELINE, "hybrid": HYBRID, "hybrid-mlp": HYBRID_MLP}
 
 
 def _config(args) -> dict:
@@ -252,10 +348,11 @@ def _evaluate(args, X_train, Y_train, X_test, Y_test, g_train, g_test, target_na
     return holdout_report(
         _models(args), X_train, Y_train, X_test, Y_test, groups_train=g_train, groups_test=g_test,
         sources_train=sources_train, sources_test=sources_test, target_names=target_names, baseline=BASELINE,
-        threshold_cv=args.threshold_cv or None, n_boot=args.n_boot, random_state=args.seed)
+        threshold_cv=args.threshold_cv or None, n_boot=args.n_boot, random_state=args.seed,
+        verbose=_level(args))
 
 
-def _report(result, out: Path | None, config: dict, data: dict) -> None:
+def _report(result, out: Path | None, config: dict, data: dict, quiet: bool = False) -> None:
     text = [result.to_markdown(), "",
             f"Macro-AUC [95% CI]: bootstrap over test patients ({config['n_boot']} resamples); "
             f"ΔAUC: paired difference to {BASELINE}. (tuned): F1 and Hamming loss at per-label thresholds "
@@ -297,7 +394,8 @@ def _report(result, out: Path | None, config: dict, data: dict) -> None:
         path = out / "results_by_source.csv"
         pd.concat(result.by_source, names=["Source"]).to_csv(path)
         written.append(path)
-    print(f"\nwrote {', '.join(p.name for p in written)} and per_class_<model>.csv to {out}")
+    if not quiet:
+        print(f"\nwrote {', '.join(p.name for p in written)} and per_class_<model>.csv to {out}")
 
 
 DEMO_READING = (
@@ -331,8 +429,8 @@ def demo(args) -> None:
     X_tr, X_te, Y_tr, Y_te, g_tr, g_te = train_test_split_by_patient(
         data.images, data.Y, data.patient_ids, groups=data.patient_ids, stratify=data.Y,
         test_size=args.test_size, random_state=args.seed)
-    print(f"Phantoms: {len(X_tr)} train / {len(X_te)} test images at {args.size} px, "
-          f"findings: {', '.join(data.target_names)}\n", flush=True)
+    _say(args, f"Phantoms: {len(X_tr)} train / {len(X_te)} test images at {args.size} px, "
+               f"findings: {', '.join(data.target_names)}\n")
     result = _evaluate(args, X_tr, Y_tr, X_te, Y_te, g_tr, g_te, data.target_names)
     _report(result, args.out, _config(args),
             {"images": int(len(data.Y)), "train": int(len(X_tr)), "test": int(len(X_te))})
@@ -344,8 +442,10 @@ def _source_names(folders) -> list[str]:
     return [str(f) if names.count(n) > 1 else n for f, n in zip(folders, names)]
 
 
-def _load(args, frame=False):
-    """Paths, Y, patient ids, sources and finding names of the ``--data`` folders; with ``frame``, their CSV rows."""
+def _load(args, split=None):
+    """Paths, Y, patient ids, sources, finding names and CSV rows of the ``--data`` folders (``split``: NIH's list)."""
+    import pandas as pd
+
     from .datasets import load_chestxray14
 
     parts, names = [], _source_names(args.data)
@@ -353,7 +453,7 @@ def _load(args, frame=False):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                part = load_chestxray14(folder, views=args.views, missing="drop")
+                part = load_chestxray14(folder, views=args.views, split=split, missing="drop")
             except (FileNotFoundError, ValueError) as exc:
                 raise type(exc)(f"--data {folder}: {exc}") from None
         for w in caught:
@@ -363,16 +463,38 @@ def _load(args, frame=False):
     Y = np.concatenate([p.Y for p in parts])
     groups = np.concatenate([p.patient_ids for p in parts])
     sources = np.concatenate([np.full(len(p.paths), name, dtype=object) for p, name in zip(parts, names)])
-    n_patients = len(np.unique(groups))
-    if len(paths) < MIN_IMAGES or n_patients < 10:
-        raise _UsageError(f"--data: {len(paths)} images of {n_patients} patients; a patient-wise split with "
-                          f"tuned thresholds needs at least {MIN_IMAGES} images of 10 patients")
-    if frame:
-        import pandas as pd
+    rows = pd.concat([p.frame for p in parts], ignore_index=True)
+    return paths, Y, groups, sources, parts[0].target_names, rows
 
-        rows = pd.concat([p.frame for p in parts], ignore_index=True)
-        return paths, Y, groups, sources, parts[0].target_names, rows
-    return paths, Y, groups, sources, parts[0].target_names
+
+def _check_size(groups) -> None:
+    n_patients = len(np.unique(groups))
+    if len(groups) < MIN_IMAGES or n_patients < 10:
+        raise _UsageError(f"--data: {len(groups)} images of {n_patients} patients; a patient-wise split with "
+                          f"tuned thresholds needs at least {MIN_IMAGES} images of 10 patients")
+
+
+def _train_test(args):
+    """``(train, test, target_names)`` of ``--data``, each part ``(paths, Y, groups, sources, rows)``.
+
+    ``--split random``: a patient-wise, label-stratified split (``--test-size``,
+    ``--seed``); ``--split official``: NIH's train_val_list.txt / test_list.txt.
+    """
+    from .model_selection import train_test_split_by_patient
+
+    if args.split == "official":
+        train, test = _load(args, split="train_val"), _load(args, split="test")
+        _check_size(np.concatenate([train[2], test[2]]))
+        shared = np.intersect1d(train[2], test[2])
+        if shared.size:
+            raise _UsageError(f"--split official: {shared.size} patient(s) are in both train_val_list.txt and "
+                              f"test_list.txt (e.g. {shared[0]}); NIH's lists split by patient")
+        return train[:4] + train[5:], test[:4] + test[5:], train[4]
+    paths, Y, groups, sources, names, rows = _load(args)
+    _check_size(groups)
+    parts = train_test_split_by_patient(paths, Y, groups, sources, rows, groups=groups, stratify=Y,
+                                        test_size=args.test_size, random_state=args.seed)
+    return tuple(parts[0::2]), tuple(parts[1::2]), names
 
 
 def _oversized_image(paths) -> str | None:
@@ -389,36 +511,51 @@ def _oversized_image(paths) -> str | None:
 
 
 def run(args) -> None:
-    from .model_selection import train_test_split_by_patient
-
     _import_estimators()
     _check_out(args.out)
     _check_out(args.report, "--report")
-    paths, Y, groups, sources, target_names, rows = _load(args, frame=True)
-    p_tr, p_te, Y_tr, Y_te, g_tr, g_te, s_tr, s_te, _, rows_te = train_test_split_by_patient(
-        paths, Y, groups, sources, rows, groups=groups, stratify=Y, test_size=args.test_size,
-        random_state=args.seed)
+    if args.save_model is not None and not args.save_model.parent.is_dir():
+        raise _UsageError(f"--save-model {args.save_model}: no folder {args.save_model.parent}")
+    (p_tr, Y_tr, g_tr, s_tr, _), (p_te, Y_te, g_te, s_te, rows_te), target_names = _train_test(args)
+    groups = np.concatenate([g_tr, g_te])
     n_patients = len(np.unique(groups))
-    print(f"ChestX-ray14 at {', '.join(map(str, args.data))}: {len(paths)} images of {n_patients} patients; "
-          f"patient-wise split {len(p_tr)} train / {len(p_te)} test images\n", flush=True)
+    how = "NIH's official split" if args.split == "official" else "patient-wise split"
+    _say(args, f"ChestX-ray14 at {', '.join(map(str, args.data))}: {len(groups)} images of {n_patients} patients; "
+               f"{how} {len(p_tr)} train / {len(p_te)} test images\n")
     try:
         several = len(args.data) > 1
         result = _evaluate(args, p_tr, Y_tr, p_te, Y_te, g_tr, g_te, target_names,
                            sources_test=s_te if several else None, sources_train=s_tr if several else None)
     except Image.DecompressionBombError as exc:
-        culprit = _oversized_image(paths)
+        culprit = _oversized_image(np.concatenate([p_tr, p_te]))
         where = f"{culprit}: " if culprit else ""
         raise Image.DecompressionBombError(
             f"{where}{exc} Downscale the file, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it.") from None
-    data = {"images": int(len(paths)), "patients": int(n_patients), "train": int(len(p_tr)),
-            "test": int(len(p_te)),
-            "sources": {str(s): int((sources == s).sum()) for s in np.unique(sources.astype(str))}}
-    _report(result, args.out, _config(args), data)
+    sources = np.concatenate([s_tr, s_te]).astype(str)
+    data = {"images": int(len(groups)), "patients": int(n_patients), "train": int(len(p_tr)),
+            "test": int(len(p_te)), "split": args.split,
+            "sources": {str(s): int((sources == s).sum()) for s in np.unique(sources)}}
+    _report(result, args.out, _config(args), data, quiet=args.quiet)
     if args.report is not None:
         from .report import write_report
 
         page = write_report(result, args.report, X_test=p_te, metadata=rows_te, config=_config(args))
-        print(f"wrote {page}")
+        _say(args, f"wrote {page}")
+    if args.save_model is not None:
+        _save(args, result, p_tr, Y_tr, data, target_names)
+
+
+def _save(args, result, X_train, Y_train, data, target_names) -> None:
+    from .persistence import data_fingerprint, save_model
+
+    name = SAVEABLE[args.save_which]
+    metrics = result.to_dict()
+    sidecar = save_model(
+        result.models[name], args.save_model, target_names=target_names, thresholds=result.thresholds[name],
+        metrics={"model": name, "test": metrics["summary"][name], "by_source": {
+            source: table.get(name) for source, table in metrics["by_source"].items()}},
+        data={**data, "fingerprint": data_fingerprint(X_train, Y_train)}, settings=_config(args))
+    _say(args, f"wrote {args.save_model} ({name}) and {sidecar.name}")
 
 
 def _tune_spaces():
@@ -452,25 +589,25 @@ def _tune_estimator(args):
 def tune_command(args) -> None:
     from optuna.trial import TrialState
 
-    from .model_selection import train_test_split_by_patient, tune
+    from .model_selection import tune
     from .pipelines import make_classical_pipeline
 
     _import_estimators()
-    paths, Y, groups, _, _ = _load(args)
-    p_tr, _, Y_tr, _, g_tr, _ = train_test_split_by_patient(
-        paths, Y, groups, groups=groups, stratify=Y, test_size=args.test_size, random_state=args.seed)
+    (p_tr, Y_tr, g_tr, _, _), _, _ = _train_test(args)
     study_name = args.study_name or f"skcxr-{args.model}"
-    print(f"Tuning {args.model} ({args.n_trials} trials, {args.cv}-fold patient-grouped CV, study {study_name!r}) "
-          f"on the training part: {len(p_tr)} images of {len(np.unique(g_tr))} patients; "
-          f"'skcxr run --seed {args.seed} --test-size {args.test_size:g}' tests on the rest\n", flush=True)
+    rest = ("NIH's official test list" if args.split == "official"
+            else f"'skcxr run --seed {args.seed} --test-size {args.test_size:g}' tests on the rest")
+    _say(args, f"Tuning {args.model} ({args.n_trials} trials, {args.cv}-fold patient-grouped CV, study "
+               f"{study_name!r}) on the training part: {len(p_tr)} images of {len(np.unique(g_tr))} patients; "
+               f"{rest}\n")
     features = make_classical_pipeline(size=args.size, n_jobs=args.n_jobs)[:2]  # prep + LBP/HOG: no labels
     if args.size < 32:  # HOG's default 2x2 blocks of 16 px cells need 32 px
         features.set_params(features__hog__pixels_per_cell=(8, 8))
-    F = features.fit_transform(p_tr)
+    F = _configure(features, args).fit_transform(p_tr)
     estimator, space = _tune_estimator(args)
-    study, _ = tune(estimator, F, Y_tr, g_tr, space=space, n_trials=args.n_trials, cv=args.cv,
+    study, _ = tune(_configure(estimator, args), F, Y_tr, g_tr, space=space, n_trials=args.n_trials, cv=args.cv,
                     storage=args.storage, study_name=study_name, timeout=args.timeout,
-                    random_state=None if args.storage else args.seed, refit=False, verbose=1)
+                    random_state=None if args.storage else args.seed, refit=False, verbose=int(not args.quiet))
     counts = {state: len(study.get_trials(deepcopy=False, states=(state,)))
               for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     print(f"\nStudy {study.study_name!r}: {counts[TrialState.COMPLETE]} completed, "
@@ -485,34 +622,16 @@ def tune_command(args) -> None:
         print(f"  {name} = {value:.4g}" if isinstance(value, float) else f"  {name} = {value}")
 
 
-def _attention_steps(model):
-    """The fitted ``(prep, AttentionMaps, AttentionFusion)`` of an attention pipeline."""
-    from sklearn.pipeline import FeatureUnion, Pipeline
+def _load_model(path):
+    """A saved model as (model, target_names, thresholds); one-line errors for other versions or files."""
+    from .persistence import load_model
 
-    from .fusion import AttentionFusion, AttentionMaps
-
-    found = {}
-
-    def walk(est):
-        if isinstance(est, Pipeline):
-            for _, step in est.steps:
-                walk(step)
-        elif isinstance(est, FeatureUnion):
-            for _, part in est.transformer_list:
-                walk(part)
-        elif isinstance(est, (AttentionMaps, AttentionFusion)):
-            found.setdefault(type(est).__name__, est)
-
-    walk(model)
-    if not isinstance(model, Pipeline) or len(found) < 2:
-        raise _UsageError("--model: not an attention pipeline (make_attention_pipeline): it has no "
-                          "AttentionMaps and AttentionFusion steps")
-    return model.steps[0][1], found["AttentionMaps"], found["AttentionFusion"]
+    saved = load_model(path)
+    return saved.model, saved.target_names, saved.thresholds
 
 
 def explain(args) -> None:
-    import joblib
-
+    from .fusion import attention_steps
     from .plotting import attention_panel
 
     _import_estimators()
@@ -521,22 +640,26 @@ def explain(args) -> None:
     if missing:
         raise _UsageError(f"IMAGE: no such file: {', '.join(missing)}")
     if args.model is not None:
-        saved = joblib.load(args.model)
-        model, names = (saved["model"], saved["target_names"]) if isinstance(saved, dict) else (saved, None)
+        model, names, _ = _load_model(args.model)
     else:
         from .evaluation import groups_fit_params, routing_context
+        from .persistence import data_fingerprint, save_model
         from .pipelines import make_attention_pipeline
 
         args.data = [args.data]
-        paths, Y, groups, _, names = _load(args)
-        print(f"Training make_attention_pipeline(size={args.size}) on {len(paths)} images of {args.data[0]} ...",
-              flush=True)
-        model = make_attention_pipeline(size=args.size, n_jobs=args.n_jobs, random_state=args.seed)
+        paths, Y, groups, _, names, _ = _load(args)
+        _check_size(groups)
+        _say(args, f"Training make_attention_pipeline(size={args.size}) on {len(paths)} images of {args.data[0]} ...")
+        model = _configure(make_attention_pipeline(size=args.size, n_jobs=args.n_jobs, random_state=args.seed), args)
         params, routing = groups_fit_params(model, groups)
         with routing_context(routing):
             model.fit(paths, Y, **params)
-        joblib.dump({"model": model, "target_names": list(names)}, args.out / "model.joblib")
-    prep, maps_step, fusion = _attention_steps(model)
+        save_model(model, args.out / "model.joblib", target_names=names, settings=_config(args),
+                   data={"images": int(len(paths)), "fingerprint": data_fingerprint(paths, Y)})
+    try:
+        prep, maps_step, fusion = attention_steps(model)
+    except ValueError as exc:
+        raise _UsageError(f"--model: {exc}") from None
     paths = np.asarray([str(p) for p in args.images], dtype=object)
     X = prep.transform(paths)
     maps = maps_step.transform(X)
@@ -548,7 +671,68 @@ def explain(args) -> None:
         title = f"{path.name}: " + ", ".join(f"{names[k]} {p[k]:.2f}" for k in top)
         out = args.out / f"{path.stem}_attention.png"
         attention_panel(x, cam, lung, f, title=title).savefig(out, dpi=100)
-        print(f"wrote {out}")
+        _say(args, f"wrote {out}")
+
+
+#: Image files ``skcxr predict --data`` picks up.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+
+
+def _images_to_predict(args):
+    """(paths, Y or None, patient ids or None) of ``predict``'s IMAGE arguments or ``--data`` folder."""
+    if args.data is None and not args.images:
+        raise _UsageError("give IMAGE files or --data DIR")
+    if args.data is not None and args.images:
+        raise _UsageError("give IMAGE files or --data DIR, not both")
+    if args.images:
+        missing = [str(p) for p in args.images if not p.is_file()]
+        if missing:
+            raise _UsageError(f"IMAGE: no such file: {', '.join(missing)}")
+        return np.asarray([str(p) for p in args.images], dtype=object), None, None
+    if not args.data.is_dir():
+        raise _UsageError(f"--data {args.data}: no such folder")
+    if any(p.name.endswith((".csv", ".csv.gz")) for p in args.data.glob("Data_Entry_2017*")):
+        args.data, args.views = [args.data], None
+        paths, Y, groups, _, _, _ = _load(args)
+        return paths, Y, groups
+    paths = sorted(str(p) for p in args.data.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise _UsageError(f"--data {args.data}: no {'/'.join(s[1:].upper() for s in IMAGE_SUFFIXES)} file in it")
+    return np.asarray(paths, dtype=object), None, None
+
+
+def predict(args) -> None:
+    import pandas as pd
+
+    from .evaluation import bootstrap_macro_auc
+
+    _import_estimators()
+    _check_out(args.out)
+    root = args.data
+    paths, Y, groups = _images_to_predict(args)
+    model, names, thresholds = _load_model(args.model)
+    _configure(model, args)
+    _say(args, f"Predicting {len(paths)} images with {args.model} ...")
+    proba = np.asarray(model.predict_proba(paths), dtype=float)
+    names = [str(n) for n in (names if names is not None else range(proba.shape[1]))]
+    if proba.ndim != 2 or proba.shape[1] != len(names):
+        raise ValueError(f"--model {args.model}: predict_proba gave shape {proba.shape} for {len(names)} labels")
+    saved = thresholds is not None
+    thresholds = thresholds if saved else np.full(len(names), 0.5)
+    index = pd.Index([os.path.relpath(p, root) if root is not None else p for p in paths], name="image")
+    written = [args.out / "probabilities.csv", args.out / "predictions.csv"]
+    pd.DataFrame(proba, index=index, columns=names).to_csv(written[0], float_format="%.6f")
+    pd.DataFrame((proba >= thresholds).astype(int), index=index, columns=names).to_csv(written[1])
+    if Y is not None:
+        auc = bootstrap_macro_auc(Y, proba, groups, n_boot=args.n_boot, random_state=0)
+        metrics = {"images": int(len(Y)), "macro_auc": auc.estimate, "macro_auc_low": auc.low,
+                   "macro_auc_high": auc.high}
+        (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        written.append(args.out / "metrics.json")
+        print(f"Macro-AUC on the labelled images: {auc.estimate:.3f} [{auc.low:.3f}, {auc.high:.3f}] "
+              f"(95% bootstrap over {len(np.unique(groups))} patients)")
+    _say(args, f"wrote {', '.join(p.name for p in written)} to {args.out} "
+               f"(0/1 at {'the thresholds saved with the model' if saved else '0.5'})")
 
 
 # -- entry point --------------------------------------------------------------------------------
@@ -588,13 +772,23 @@ def main(argv: list[str] | None = None) -> int:
         with _one_line_warnings():
             args.func(args)
     except KeyboardInterrupt:
+        _close_bars()
         print("skcxr: interrupted", file=sys.stderr)
         return 130
     except (_UsageError, ValueError, OSError, Image.DecompressionBombError) as exc:
         # OSError covers FileNotFoundError, PermissionError, IsADirectoryError, disk full, ...
+        _close_bars()
         print(f"skcxr: error: {_error_line(exc)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _close_bars() -> None:
+    """End the progress bars an exception left open, so the message starts on a line of its own."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 if __name__ == "__main__":

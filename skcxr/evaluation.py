@@ -37,6 +37,7 @@ from sklearn import config_context
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_predict
 from sklearn.utils import check_random_state
+from tqdm.auto import tqdm
 
 from ._validation import check_multilabel_Y
 from .metrics import macro_auc_score, multilabel_report, tune_thresholds
@@ -601,7 +602,7 @@ def _metric_rows(names, Y, proba, thresholds, groups, baseline, n_boot, confiden
 
 def holdout_report(models, X_train, Y_train, X_test, Y_test, *, groups_train=None, groups_test=None,
                    sources_train=None, sources_test=None, target_names=None, baseline=None, threshold_cv=3,
-                   n_boot=1000, confidence=0.95, random_state=None) -> HoldoutResult:
+                   n_boot=1000, confidence=0.95, random_state=None, verbose=0) -> HoldoutResult:
     """Fit clones of several models on one training part and score them on the held-out part.
 
     For each model: ``clone``, fit on ``(X_train, Y_train)`` with the patient
@@ -658,6 +659,8 @@ def holdout_report(models, X_train, Y_train, X_test, Y_test, *, groups_train=Non
         Coverage of the intervals.
     random_state : int, RandomState or None, default=None
         Seeds the threshold CV split and the bootstrap.
+    verbose : int, default=0
+        >0 shows a progress bar over the models (fit, predict, threshold CV).
 
     Returns
     -------
@@ -711,7 +714,9 @@ def holdout_report(models, X_train, Y_train, X_test, Y_test, *, groups_train=Non
     seed = _seed(random_state)
 
     fitted, proba, thresholds, how, seconds = {}, {}, {}, {}, {}
-    for name, model in models.items():
+    bar = tqdm(models.items(), desc="models", unit="model", disable=not verbose)
+    for name, model in bar:
+        bar.set_postfix_str(name)
         start = time.perf_counter()
         estimator = clone(model)
         params, routing = groups_fit_params(estimator, groups_train)

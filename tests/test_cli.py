@@ -207,7 +207,7 @@ def test_errors_during_the_run_are_one_line(error, named, tmp_path, capsys, monk
 def test_decompression_bomb_names_the_image(tmp_path, capsys, monkeypatch):
     data = _phantom_folder(tmp_path / "data", n=40)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # every 32x32 phantom is now "too large"
-    assert main(["run", "--data", str(data), "--size", "16", "--n-jobs", "1"]) == 1
+    assert main(["run", "--data", str(data), "--size", "16", "--n-jobs", "1", "--quiet"]) == 1
     line = _one_error_line(capsys.readouterr().err)
     assert "decompression bomb" in line and ".png" in line and str(data) in line
 
@@ -263,3 +263,104 @@ def test_explain_trains_on_a_folder_first(tmp_path, capsys):
     assert (out / f"{image.stem}_attention.png").stat().st_size > 10_000
     saved = joblib.load(out / "model.joblib")
     assert saved["target_names"][0] == "Atelectasis" and hasattr(saved["model"], "predict_proba")
+
+
+# --- models that travel, progress, flags ------------------------------------------------------
+
+
+def test_version_names_the_libraries(capsys):
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("skcxr ") and "scikit-learn" in out and "torch" in out
+
+
+def test_saved_model_predicts_a_folder_with_and_without_labels(tmp_path, capsys):
+    data = _phantom_folder(tmp_path / "data", n=48, size=32)
+    model = tmp_path / "model.joblib"
+    assert main(["run", "--data", str(data), "--size", "16", "--n-jobs", "1", "--n-boot", "50",
+                 "--save-model", str(model), "--save-which", "classical", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "img/s" not in captured.err and "wrote" not in captured.out  # --quiet: no bars, no progress lines
+    sidecar = _strict_json(tmp_path / "model.joblib.json")
+    assert sidecar["metrics"]["model"] == cli.BASELINE and len(sidecar["thresholds"]) == 14
+    assert sidecar["data"]["images"] == 48 and len(sidecar["data"]["fingerprint"]) == 64
+    assert sidecar["versions"]["skcxr"] and sidecar["target_names"][:2] == ["Atelectasis", "Cardiomegaly"]
+
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(model), "--data", str(data), "--out", str(out), "--n-boot", "50"]) == 0
+    printed = capsys.readouterr().out
+    assert "Macro-AUC on the labelled images" in printed
+    proba = pd.read_csv(out / "probabilities.csv", index_col="image")
+    pred = pd.read_csv(out / "predictions.csv", index_col="image")
+    assert list(proba.columns) == sidecar["target_names"] and len(proba) == 48
+    assert proba.index[0].startswith("images/") and set(np.unique(pred.to_numpy())) <= {0, 1}
+    np.testing.assert_array_equal(pred.to_numpy(), (proba.to_numpy() >= np.array(sidecar["thresholds"])).astype(int))
+    assert 0 <= _strict_json(out / "metrics.json")["macro_auc"] <= 1
+
+    plain = tmp_path / "plain" / "sub"  # any folder of images, no label file, nested
+    plain.mkdir(parents=True)
+    for name in sorted(os.listdir(data / "images"))[:3]:
+        Image.open(data / "images" / name).convert("RGB").save(plain / name.replace(".png", ".jpg"))
+    out2 = tmp_path / "pred2"
+    assert main(["predict", "--model", str(model), "--data", str(tmp_path / "plain"), "--out", str(out2),
+                 "--quiet"]) == 0
+    again = pd.read_csv(out2 / "probabilities.csv", index_col="image")
+    assert list(again.index) == sorted(f"sub/{n.replace('.png', '.jpg')}" for n in os.listdir(data / "images"))[:3]
+    assert not (out2 / "metrics.json").exists()
+    image = sorted((data / "images").iterdir())[0]
+    assert main(["predict", str(image), "--model", str(model), "--out", str(tmp_path / "pred3"), "-q"]) == 0
+    one = pd.read_csv(tmp_path / "pred3" / "probabilities.csv", index_col="image")
+    np.testing.assert_allclose(one.to_numpy()[0], proba.loc[f"images/{image.name}"].to_numpy(), atol=1e-6)
+
+
+def test_predict_refuses_a_model_of_another_version_in_one_line(tmp_path, capsys):
+    from sklearn.dummy import DummyClassifier
+
+    from skcxr.persistence import save_model
+
+    model = tmp_path / "m.joblib"
+    save_model(DummyClassifier().fit([[0], [1]], [0, 1]), model, target_names=["x"])
+    info = json.loads((tmp_path / "m.joblib.json").read_text())
+    info["versions"]["skcxr"] = "0.0.1"
+    (tmp_path / "m.joblib.json").write_text(json.dumps(info))
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(image)
+    assert main(["predict", str(image), "--model", str(model), "--out", str(tmp_path / "o")]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "skcxr 0.0.1" in line and "refit" in line
+    assert main(["predict", "--model", str(model), "--out", str(tmp_path / "o")]) == 1
+    assert "IMAGE files or --data" in _one_error_line(capsys.readouterr().err)
+
+
+def test_official_split_uses_nih_lists(tmp_path, capsys, monkeypatch):
+    data = _phantom_folder(tmp_path / "data", n=48, size=32)
+    names = sorted(os.listdir(data / "images"))
+    (data / "train_val_list.txt").write_text("\n".join(names[:36]) + "\n")  # patients 1-18
+    (data / "test_list.txt").write_text("\n".join(names[36:]) + "\n")       # patients 19-24
+    seen = {}
+
+    def record(models, X_train, Y_train, X_test, Y_test, **kwargs):
+        seen["train"], seen["test"] = sorted(os.path.basename(p) for p in X_train), sorted(
+            os.path.basename(p) for p in X_test)
+        raise KeyboardInterrupt  # enough: the split is what this test is about
+
+    monkeypatch.setattr(evaluation, "holdout_report", record)
+    assert main(["run", "--data", str(data), "--split", "official", "--quiet"]) == 130
+    assert seen == {"train": names[:36], "test": names[36:]}
+    capsys.readouterr()
+    (data / "test_list.txt").unlink()
+    assert main(["run", "--data", str(data), "--split", "official"]) == 1
+    assert "test_list.txt" in _one_error_line(capsys.readouterr().err)
+
+
+def test_progress_bars_by_default_and_device_reaches_the_networks(tmp_path, capsys, monkeypatch):
+    seen = {}
+
+    def record(models, *args, **kwargs):
+        seen["devices"] = {m.get_params()["features__cnn__device"] for n, m in models.items() if n != cli.BASELINE}
+        seen["verbose"] = kwargs["verbose"]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation, "holdout_report", record)
+    assert main(["demo", "--n-images", "40", "--size", "32", "--device", "cpu", "--verbose"]) == 130
+    assert seen == {"devices": {"cpu"}, "verbose": 2}
