@@ -50,6 +50,7 @@ __all__ = [
     "bootstrap_macro_auc",
     "groups_fit_params",
     "holdout_report",
+    "jsonable",
     "paired_bootstrap_macro_auc",
     "routing_context",
 ]
@@ -433,7 +434,7 @@ class HoldoutResult:
 
         ``json.dumps(result.to_dict(), allow_nan=False)`` always succeeds.
         """
-        return _jsonable({
+        return jsonable({
             "baseline": self.baseline,
             "summary": self.summary.to_dict(orient="index"),
             "by_source": {s: t.to_dict(orient="index") for s, t in self.by_source.items()},
@@ -478,11 +479,20 @@ def _markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown()
 
 
-def _jsonable(value):
+def jsonable(value):
+    """``value`` as plain JSON values: dict keys as str, tuples and arrays as lists, numpy scalars as Python
+    numbers, NaN and infinity as None (so ``json.dumps(..., allow_nan=False)`` succeeds).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> jsonable({1: (np.float32(0.5), float("nan"))})
+    {'1': [0.5, None]}
+    """
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

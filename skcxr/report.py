@@ -756,7 +756,8 @@ Data: NIH Clinical Center,
 """
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one), for reports and studies."""
     try:
         with open("/proc/cpuinfo") as f:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
@@ -773,7 +774,7 @@ def _environment() -> list:
             pairs.append((name, _metadata.version(name)))
         except _metadata.PackageNotFoundError:
             pass
-    pairs += [("platform", platform.platform()), ("CPU", f"{_cpu_name()}, {os.cpu_count()} logical cores")]
+    pairs += [("platform", platform.platform()), ("CPU", f"{cpu_name()}, {os.cpu_count()} logical cores")]
     torch = sys.modules.get("torch")  # not imported for this: a report of sklearn-only models stays light
     if torch is not None:
         pairs.append(("torch threads", torch.get_num_threads()))

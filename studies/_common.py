@@ -11,18 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from skcxr.report import cpu_name  # noqa: F401 - also imported from here by texture_speed.py
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SKCXR_SHARED_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "studies" / "results"
-
-
-def cpu_name() -> str:
-    """The processor's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def machine() -> str:

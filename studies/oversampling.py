@@ -50,7 +50,7 @@ import pandas as pd
 from _common import RESULTS, load_real_nih, machine, source_of, timed, write_markdown
 from sklearn.preprocessing import StandardScaler
 
-from skcxr.evaluation import bootstrap_macro_auc, holdout_report, paired_bootstrap_macro_auc
+from skcxr.evaluation import bootstrap_macro_auc, holdout_report, jsonable, paired_bootstrap_macro_auc
 from skcxr.features import HOGFeatures, LBPFeatures
 from skcxr.neural import MultilabelNeuralNetClassifier
 from skcxr.preprocessing import CXRPreprocessor
@@ -285,24 +285,13 @@ def main() -> None:
     if args.quick:
         return log("quick run: nothing written")
     write_markdown("oversampling.md", text)
-    (RESULTS / "oversampling.json").write_text(json.dumps(_jsonable({
+    (RESULTS / "oversampling.json").write_text(json.dumps(jsonable({
         "rare": [names[j] for j in rare], "k_neighbors": k,
         "rare_metrics": {str(s): t.to_dict(orient="records") for s, t in tables.items()},
         "holdout": {str(s): r.to_dict() for s, r in results.items()},
     }), indent=2, allow_nan=False))
 
 
-def _jsonable(value):
-    """Plain JSON values: tuples as lists, numpy scalars as Python numbers, NaN as None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 if __name__ == "__main__":
