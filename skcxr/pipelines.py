@@ -16,6 +16,7 @@ scikit-learn's plain ``joblib.Memory``, keyed on file names.
 from __future__ import annotations
 
 import copy
+import warnings
 
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
@@ -208,12 +209,17 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
     labels (``GradCAM(cnn)``, default ``ResNetEmbedder(fine_tune="all",
     image_size=CAM_IMAGE_SIZE)``; its maps are upsampled to ``size``).
     ``set_params(features__attention__fusion__lam=0.25)`` (``fusion__lam``
-    for ``"maps"``) changes only the fusion; with ``memory``, the U-Net maps,
-    the fine-tuning and the CAMs are cached by content, so a grid over
-    ``lam`` or the classifier never recomputes them. Patient ids reach the
-    Grad-CAM network's validation split through scikit-learn's metadata
-    routing: ``with sklearn.config_context(enable_metadata_routing=True):
-    pipe.fit(X, Y, groups=patients)`` (:func:`skcxr.evaluation.holdout_report`
+    for ``"maps"``) changes only the fusion; with ``memory`` and an integer
+    ``random_state``, the U-Net maps, the fine-tunings, the CAMs (and, for
+    ``"final"``, the ResNet18 embeddings) are cached by content, of training
+    and test images alike, so a grid over ``lam`` or the classifier computes
+    them once per training fold, in every ``n_jobs`` worker and in a later
+    run on the same folder (``examples/grid_search.py``). Texture features
+    (``"final"``) are recomputed for each ``lam`` and each scored candidate.
+    Patient ids reach the Grad-CAM network's validation split through
+    scikit-learn's metadata routing: ``with
+    sklearn.config_context(enable_metadata_routing=True): pipe.fit(X, Y,
+    groups=patients)`` (:func:`skcxr.evaluation.holdout_report`
     turns it on by itself).
 
     Parameters
@@ -238,10 +244,14 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
         The fused map is averaged over a ``pool_size x pool_size`` grid.
     memory : None, str, path or joblib.Memory, default=None
         Content-keyed cache for the Pipeline's steps and for the U-Net,
-        fine-tuning and Grad-CAM work inside them (see :mod:`skcxr._cache`).
+        fine-tuning, Grad-CAM and (``"final"``) embedding work inside them
+        (see :mod:`skcxr._cache`); :meth:`skcxr._cache.ContentMemory.stats`
+        counts what was computed and what was read.
     n_jobs : int, default=None
     random_state : int, default=None
-        Seeds the ResNet18s (and the MLP); None: unseeded and never cached.
+        Seeds the ResNet18s (and the MLP); None: unseeded, and the
+        fine-tunings, CAMs and every step after them are never cached (a
+        warning says so when ``memory`` is given).
 
     Examples
     --------
@@ -258,10 +268,18 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
     segmenter = frozen_segmenter(segmenter, owner="make_attention_pipeline")
     if memory is not None and isinstance(segmenter.estimator, UNetSegmenter):  # a copy: the caller's stays as it was
         segmenter = FrozenEstimator(copy.copy(segmenter.estimator).set_params(memory=check_memory(memory)))
+    cache = None if memory is None else check_memory(memory)
     if cnn is None:
         cnn = ResNetEmbedder(fine_tune="all", image_size=CAM_IMAGE_SIZE, random_state=random_state)
+    if cache is not None and (cnn.random_state is None or (system == "final" and random_state is None)):
+        warnings.warn(
+            "make_attention_pipeline(memory=...) with an unseeded ResNet18 (random_state=None): its fine-tunings, "
+            "Grad-CAMs and every step after them are never cached, so each fit (each grid candidate) computes "
+            "them again. Pass random_state=<int> (and a seeded cnn) to cache them.",
+            UserWarning, stacklevel=2,
+        )  # fmt: skip
     attention = Pipeline([
-        ("maps", AttentionMaps(segmenter, GradCAM(cnn, cv=cv, memory=None if memory is None else check_memory(memory)))),
+        ("maps", AttentionMaps(segmenter, GradCAM(cnn, cv=cv, memory=cache))),
         ("fusion", AttentionFusion(lam=lam)),
         ("pool", MapPooler(pool_size)),
     ])
@@ -271,9 +289,11 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
         steps = attention.steps
     else:
         lungs = Pipeline([("region", LungRegion(segmenter)), ("texture", FeatureUnion(_texture_features(n_jobs)))])
+        # The embedder caches its own embeddings: the Pipeline caches the whole union's fit, which a new lam
+        # misses, and never caches the test images' transform, which every scored candidate repeats.
         union = _texture_features(n_jobs) + [
             ("lungs", lungs),
-            ("cnn", ResNetEmbedder(image_size=size, random_state=random_state)),
+            ("cnn", ResNetEmbedder(image_size=size, random_state=random_state, memory=cache)),
             ("attention", attention),
         ]
         steps = [("features", FeatureUnion(union))]
@@ -283,4 +303,4 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
         *steps,
         ("scale", StandardScaler()),
         ("clf", classifier),
-    ], memory=_content_memory(memory))
+    ], memory=cache)
