@@ -301,14 +301,17 @@ def projection(rows, device, cores, n_texture, extra_ms) -> str:
     ]
     if device.type == "cpu":
         per_core_ms = 1e3 / _best(rows, "CXRPreprocessor", "1024-px PNG paths", n_jobs=1)["img/s"] + extra_ms
+        texture_ms = 1e3 / _best(rows, "LBP + HOG", n_jobs=1)["img/s"]
+        cpu_ms = per_core_ms + 2 * texture_ms
         lines += [
             "",
-            f"One GPU with 16 CPU cores: not measured in this run. Decoding bounds it: "
-            f"{per_core_ms:.1f} ms of one core per real 1024-px PNG here (the CXRPreprocessor row with n_jobs=1, "
-            "plus the extra decoding time of real files), "
-            f"so 16 such cores, scaling linearly, decode about {16e3 / per_core_ms:,.0f} img/s and 112,120 images take "
-            f"{FULL_SET / (16e3 / per_core_ms) / 60:.0f} min, if the GPU keeps up (the issue measured a plain "
-            "bf16 ResNet18 at 36,900 img/s on an H200). Run this script there for the measured figure.",
+            f"One GPU with 16 CPU cores: not measured in this run. The CPU work bounds it: per image, "
+            f"{per_core_ms:.1f} ms of one core to decode a real 1024-px PNG (the CXRPreprocessor row with n_jobs=1, "
+            f"plus the extra decoding time of real files) and 2 x {texture_ms:.1f} ms of LBP + HOG (whole image and "
+            f"lung crop), {cpu_ms:.1f} ms in all. 16 such cores, scaling linearly, get through "
+            f"{16e3 / cpu_ms:,.0f} img/s (decoding alone {16e3 / per_core_ms:,.0f}), so 112,120 images take "
+            f"{FULL_SET / (16e3 / cpu_ms) / 60:.0f} min, if the GPU keeps up with the networks (the issue measured "
+            "a plain bf16 ResNet18 at 36,900 img/s on an H200). Run this script there for the measured figure.",
         ]
     return "\n".join(lines)
 
