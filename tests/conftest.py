@@ -3,8 +3,14 @@
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
+from PIL import Image
+
+from skcxr.datasets import make_phantoms  # bound here: tests monkeypatch skcxr.datasets.make_phantoms
+from skcxr.neural import MultilabelValidSplit
 
 SHARED_DATA = Path(os.environ.get("SKCXR_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -73,3 +79,33 @@ def device_close() -> dict:
     if resolve_device("auto").type == "cuda":
         return {"rtol": 1e-2, "atol": 1e-2}
     return {"rtol": 1e-4, "atol": 1e-5}
+
+
+
+#: (groups given to the inner split, train indices, valid indices), one entry per fit of a RecordingSplit.
+SEEN = []
+
+
+class RecordingSplit(MultilabelValidSplit):
+    """The classifier's inner split, noting the patient ids it was called with (in ``SEEN``)."""
+
+    def __call__(self, dataset, y=None, groups=None):
+        train, valid = super().__call__(dataset, y, groups)
+        SEEN.append((None if groups is None else np.asarray(groups), train.indices, valid.indices))
+        return train, valid
+
+
+def phantom_folder(root, n=48, size=32, seed=0, first_patient=1):
+    """A ChestX-ray14-like folder: a label file with metadata (age, sex, view vary) and phantom PNGs, two per
+    patient, patient ids from ``first_patient``."""
+    data = make_phantoms(n, size=size, random_state=seed)
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for i, (image, y) in enumerate(zip(data.images, data.Y)):
+        name = f"{seed:03d}{i:05d}_000.png"
+        Image.fromarray(image).save(root / "images" / name)
+        labels = "|".join(t for t, v in zip(data.target_names, y) if v) or "No Finding"
+        rows.append([name, labels, 0, first_patient + i // 2, 20 + i, "MF"[i % 2], ("PA", "AP")[i % 3 == 0]])
+    pd.DataFrame(rows, columns=["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age",
+                                "Patient Gender", "View Position"]).to_csv(root / "Data_Entry_2017.csv", index=False)
+    return root

@@ -16,6 +16,7 @@ from PIL import Image
 from skcxr import cli, evaluation
 from skcxr.cli import main
 from skcxr.datasets import make_phantoms
+from conftest import phantom_folder
 
 TABLE_COLUMNS = ["Macro-AUC", "AUC low", "AUC high", "ΔAUC", "ΔAUC low", "ΔAUC high", "Micro-F1", "Macro-F1",
                  "Hamming loss", "Micro-F1 (tuned)", "Macro-F1 (tuned)", "Hamming loss (tuned)", "Seconds",
@@ -34,21 +35,6 @@ def _one_error_line(err: str) -> str:
     assert len(lines) == 1, err
     assert lines[0].startswith("skcxr: error: ") and "Traceback" not in err
     return lines[0]
-
-
-def _phantom_folder(root, n=48, size=32, seed=0, first_patient=1):
-    """A ChestX-ray14-like folder (label file + images/) holding phantoms, two images per patient."""
-    data = make_phantoms(n, size=size, random_state=seed)
-    (root / "images").mkdir(parents=True)
-    rows = []
-    for i, (image, y) in enumerate(zip(data.images, data.Y)):
-        name = f"{seed:03d}{i:05d}_000.png"
-        Image.fromarray(image).save(root / "images" / name)
-        labels = "|".join(t for t, v in zip(data.target_names, y) if v) or "No Finding"
-        rows.append([name, labels, 0, first_patient + i // 2, 50, "M", "PA"])
-    pd.DataFrame(rows, columns=["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age",
-                                "Patient Gender", "View Position"]).to_csv(root / "Data_Entry_2017.csv", index=False)
-    return root
 
 
 # --- whole runs ----------------------------------------------------------------------------
@@ -82,8 +68,8 @@ def test_demo_reports_tuned_thresholds_intervals_and_writes_files(capsys, tmp_pa
 
 
 def test_run_on_two_folders_scores_each_source(tmp_path, capsys):
-    a = _phantom_folder(tmp_path / "site-a", n=40, seed=1, first_patient=1)
-    b = _phantom_folder(tmp_path / "site-b", n=40, seed=2, first_patient=1000)
+    a = phantom_folder(tmp_path / "site-a", n=40, seed=1, first_patient=1)
+    b = phantom_folder(tmp_path / "site-b", n=40, seed=2, first_patient=1000)
     out = tmp_path / "out"
     assert main(["run", "--data", str(a), str(b), "--size", "16", "--n-boot", "100", "--n-jobs", "1",
                  "--threshold-cv", "0", "--out", str(out)]) == 0
@@ -153,7 +139,7 @@ def test_bad_arguments_are_one_line_before_any_work(argv, named, tmp_path, capsy
 
 
 def test_unwritable_out_is_refused_before_loading(tmp_path, capsys, no_work, monkeypatch):
-    data = _phantom_folder(tmp_path / "data", n=40)
+    data = phantom_folder(tmp_path / "data", n=40)
     out = tmp_path / "out"
     real_mkdir = type(out).mkdir
 
@@ -194,7 +180,7 @@ def test_help_names_the_commands():
     ],
 )
 def test_errors_during_the_run_are_one_line(error, named, tmp_path, capsys, monkeypatch):
-    data = _phantom_folder(tmp_path / "data", n=40)
+    data = phantom_folder(tmp_path / "data", n=40)
 
     def fail(*args, **kwargs):
         raise error
@@ -205,7 +191,7 @@ def test_errors_during_the_run_are_one_line(error, named, tmp_path, capsys, monk
 
 
 def test_decompression_bomb_names_the_image(tmp_path, capsys, monkeypatch):
-    data = _phantom_folder(tmp_path / "data", n=40)
+    data = phantom_folder(tmp_path / "data", n=40)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # every 32x32 phantom is now "too large"
     assert main(["run", "--data", str(data), "--size", "16", "--n-jobs", "1", "--quiet"]) == 1
     line = _one_error_line(capsys.readouterr().err)
@@ -213,7 +199,7 @@ def test_decompression_bomb_names_the_image(tmp_path, capsys, monkeypatch):
 
 
 def test_missing_images_are_a_one_line_warning(tmp_path, capsys, monkeypatch):
-    data = _phantom_folder(tmp_path / "data", n=42)
+    data = phantom_folder(tmp_path / "data", n=42)
     (data / "images" / sorted(os.listdir(data / "images"))[0]).unlink()
     monkeypatch.setattr(evaluation, "holdout_report", lambda *a, **k: (_ for _ in ()).throw(ValueError("stop")))
     assert main(["run", "--data", str(data)]) == 1
@@ -222,7 +208,7 @@ def test_missing_images_are_a_one_line_warning(tmp_path, capsys, monkeypatch):
 
 
 def test_keyboard_interrupt_is_one_line_and_status_130(tmp_path, capsys, monkeypatch):
-    data = _phantom_folder(tmp_path / "data", n=40)
+    data = phantom_folder(tmp_path / "data", n=40)
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -256,7 +242,7 @@ def test_slugs_are_file_names_and_unique():
 
 
 def test_explain_trains_on_a_folder_first(tmp_path, capsys):
-    root = _phantom_folder(tmp_path / "data", n=40, size=32)
+    root = phantom_folder(tmp_path / "data", n=40, size=32)
     image = next((root / "images").iterdir())
     out = tmp_path / "pictures"
     assert main(["explain", str(image), "--data", str(root), "--size", "32", "--out", str(out), "--n-jobs", "1"]) == 0
@@ -275,7 +261,7 @@ def test_version_names_the_libraries(capsys):
 
 
 def test_saved_model_predicts_a_folder_with_and_without_labels(tmp_path, capsys):
-    data = _phantom_folder(tmp_path / "data", n=48, size=32)
+    data = phantom_folder(tmp_path / "data", n=48, size=32)
     model = tmp_path / "model.joblib"
     assert main(["run", "--data", str(data), "--size", "16", "--n-jobs", "1", "--n-boot", "50",
                  "--save-model", str(model), "--save-which", "classical", "--quiet"]) == 0
@@ -333,7 +319,7 @@ def test_predict_refuses_a_model_of_another_version_in_one_line(tmp_path, capsys
 
 
 def test_official_split_uses_nih_lists(tmp_path, capsys, monkeypatch):
-    data = _phantom_folder(tmp_path / "data", n=48, size=32)
+    data = phantom_folder(tmp_path / "data", n=48, size=32)
     names = sorted(os.listdir(data / "images"))
     (data / "train_val_list.txt").write_text("\n".join(names[:36]) + "\n")  # patients 1-18
     (data / "test_list.txt").write_text("\n".join(names[36:]) + "\n")       # patients 19-24

@@ -16,21 +16,12 @@ from skcxr.datasets import make_phantoms
 from skcxr.features import LBPFeatures, ResNetEmbedder
 from skcxr.metrics import SCORERS
 from skcxr.model_selection import MultilabelStratifiedGroupKFold, groups_params
-from skcxr.neural import MultilabelNeuralNetClassifier, MultilabelValidSplit
+from skcxr.neural import MultilabelNeuralNetClassifier
 from skcxr.pipelines import make_hybrid_pipeline, make_logistic_regression
+from conftest import SEEN, RecordingSplit  # the inner split that records patient ids
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SEEN = []  # (groups given to the inner split, train indices, valid indices), one entry per fit
-
-
-class RecordingSplit(MultilabelValidSplit):
-    """The classifier's inner split, noting the patient ids it was called with."""
-
-    def __call__(self, dataset, y=None, groups=None):
-        train, valid = super().__call__(dataset, y, groups)
-        SEEN.append((None if groups is None else np.asarray(groups), train.indices, valid.indices))
-        return train, valid
 
 
 @pytest.fixture(scope="module")

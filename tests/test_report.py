@@ -24,6 +24,7 @@ from skcxr.evaluation import holdout_report
 from skcxr.model_selection import train_test_split_by_patient
 from skcxr.pipelines import make_classical_pipeline
 from skcxr.report import SECTIONS, write_report
+from conftest import phantom_folder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CITATION_LINKS = {"https://arxiv.org/abs/1705.02315", "https://nihcc.app.box.com/v/ChestXray-NIHCC"}
@@ -277,26 +278,11 @@ def test_real_images_with_nih_metadata(nih64_root, tmp_path):
     _decoded_pngs(parsed)
 
 
-def _phantom_folder(root, n, seed, first_patient):
-    """A ChestX-ray14-like folder: label file with metadata, and phantom images, two per patient."""
-    data = make_phantoms(n, size=32, random_state=seed)
-    (root / "images").mkdir(parents=True)
-    rows = []
-    for i, (image, y) in enumerate(zip(data.images, data.Y)):
-        name = f"{seed:03d}{i:05d}_000.png"
-        Image.fromarray(image).save(root / "images" / name)
-        labels = "|".join(t for t, v in zip(data.target_names, y) if v) or "No Finding"
-        rows.append([name, labels, 0, first_patient + i // 2, 20 + i, "MF"[i % 2], ("PA", "AP")[i % 3 == 0]])
-    pd.DataFrame(rows, columns=["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age",
-                                "Patient Gender", "View Position"]).to_csv(root / "Data_Entry_2017.csv", index=False)
-    return root
-
-
 def test_skcxr_run_writes_the_report(tmp_path, capsys):
     from skcxr.cli import main
 
-    a = _phantom_folder(tmp_path / "site-a", n=40, seed=1, first_patient=1)
-    b = _phantom_folder(tmp_path / "site-b", n=40, seed=2, first_patient=1000)
+    a = phantom_folder(tmp_path / "site-a", n=40, seed=1, first_patient=1)
+    b = phantom_folder(tmp_path / "site-b", n=40, seed=2, first_patient=1000)
     assert main(["run", "--data", str(a), str(b), "--size", "16", "--n-boot", "50", "--n-jobs", "1",
                  "--threshold-cv", "0", "--report", str(tmp_path / "report")]) == 0
     page = tmp_path / "report" / "report.html"
@@ -312,7 +298,7 @@ def test_unwritable_report_folder_is_refused_before_loading(tmp_path, capsys):
     from skcxr.cli import main
 
     (tmp_path / "file.txt").write_text("x")
-    folder = _phantom_folder(tmp_path / "data", n=40, seed=1, first_patient=1)
+    folder = phantom_folder(tmp_path / "data", n=40, seed=1, first_patient=1)
     assert main(["run", "--data", str(folder), "--report", str(tmp_path / "file.txt" / "r")]) == 1
     assert "--report" in capsys.readouterr().err
 

@@ -18,8 +18,9 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skcxr.metrics import SCORERS
 from skcxr.model_selection import MultilabelStratifiedGroupKFold, groups_params
-from skcxr.neural import MultilabelNeuralNetClassifier, MultilabelValidSplit
+from skcxr.neural import MultilabelNeuralNetClassifier
 from skcxr.sampling import MLROS, MLSMOTE, Pipeline, irlbl, make_pipeline, mean_ir
+from conftest import SEEN, RecordingSplit  # the inner split that records patient ids
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -383,14 +384,6 @@ def test_make_pipeline():
 
 # -- patient ids reach the MLP's inner validation split, resampled -----------------------------------
 
-SEEN = []  # (groups given to the inner split, train indices, valid indices), one entry per fit
-
-
-class RecordingSplit(MultilabelValidSplit):
-    def __call__(self, dataset, y=None, groups=None):
-        train, valid = super().__call__(dataset, y, groups)
-        SEEN.append((None if groups is None else np.asarray(groups), train.indices, valid.indices))
-        return train, valid
 
 
 def _mlp():
