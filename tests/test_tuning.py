@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from skcxr.cli import main
 from skcxr.model_selection import MultilabelStratifiedGroupKFold, OptunaPruning, TuneResult, tune
 from skcxr.neural import MultilabelNeuralNetClassifier, MultilabelValidSplit
-from test_cli import _phantom_folder  # a ChestX-ray14-like folder of phantoms
+from conftest import phantom_folder  # a ChestX-ray14-like folder of phantoms
 
 REPO = Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -288,7 +288,7 @@ def test_two_worker_processes_finish_n_trials_together(tmp_path, worker):
 
 
 def test_tune_command_prints_the_best_parameters_and_continues_a_stored_study(tmp_path, capsys):
-    folder = _phantom_folder(tmp_path / "nih")
+    folder = phantom_folder(tmp_path / "nih")
     db = tmp_path / "study.db"
     argv = ["tune", "--data", str(folder), "--size", "32", "--n-trials", "2", "--n-jobs", "1",
             "--storage", f"sqlite:///{db}", "--study-name", "smoke"]
@@ -302,7 +302,7 @@ def test_tune_command_prints_the_best_parameters_and_continues_a_stored_study(tm
 
 
 def test_tune_command_refuses_a_bad_storage_before_any_work(tmp_path, capsys):
-    folder = _phantom_folder(tmp_path / "nih", n=4)
+    folder = phantom_folder(tmp_path / "nih", n=4)
     for url, named in [("not a url", "not a database URL"), (f"sqlite:///{tmp_path}/missing/s.db", "no such folder")]:
         assert main(["tune", "--data", str(folder), "--storage", url]) == 1
         err = capsys.readouterr().err.strip()
