@@ -1,6 +1,7 @@
 """Shared fixtures: the real data beside the repository, skipped cleanly when absent."""
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,16 @@ def phantom_folder(root, n=48, size=32, seed=0, first_patient=1):
     pd.DataFrame(rows, columns=["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age",
                                 "Patient Gender", "View Position"]).to_csv(root / "Data_Entry_2017.csv", index=False)
     return root
+
+
+@pytest.fixture
+def ctrl_c_works():
+    """Python's Ctrl-C handler for the test, also where the runner started us ignoring SIGINT.
+
+    A shell that starts a job in the background (``cmd &``) sets SIGINT to SIG_IGN, and Python then never
+    installs its KeyboardInterrupt handler; child processes inherit the SIG_IGN. The Ctrl-C tests restore
+    what a terminal gives.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

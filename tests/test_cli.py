@@ -221,7 +221,8 @@ def test_keyboard_interrupt_is_one_line_and_status_130(tmp_path, capsys, monkeyp
 def test_ctrl_c_on_the_command(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "skcxr.cli", "demo", "--n-images", "200", "--size", "64", "--n-jobs", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal (see ctrl_c_works)
     try:
         assert proc.stdout.readline().startswith("Phantoms:")  # training starts now
         time.sleep(1.0)

@@ -371,7 +371,7 @@ class CtrlC(Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_ctrl_c_during_fit_raises_while_early_stopping_does_not(data):
+def test_ctrl_c_during_fit_raises_while_early_stopping_does_not(data, ctrl_c_works):
     X, Y = data
     with pytest.raises(KeyboardInterrupt):
         small(max_epochs=50, callbacks=[("ctrl_c", CtrlC(2))]).fit(X[:100], Y[:100])
