@@ -222,10 +222,6 @@ def inference_batch_size(batch_size, device, image_size: int = 224, cpu: int = A
     return int(np.clip(AUTO_BATCH["cuda"] * (224 / image_size) ** 2, 32, 1024))
 
 
-def _usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def loader_workers(n_jobs, device) -> int:
     """DataLoader worker processes for ``n_jobs``: 0 (read in the calling process) or more.
 
@@ -239,7 +235,7 @@ def loader_workers(n_jobs, device) -> int:
     (0, 0, 3)
     """
     if n_jobs is None and resolve_device(device).type == "cuda":
-        return _usable_cores()
+        n_jobs = -1
     n = effective_n_jobs(n_jobs)
     return 0 if n <= 1 else n
 
@@ -273,7 +269,7 @@ class ImageBatches(Dataset):
             raise IndexError(k)
         chunk = self.X[k * self.batch_size : (k + 1) * self.batch_size]
         if self.paths:
-            chunk = CXRPreprocessor(size=self.image_size).fit(chunk).transform(chunk)
+            chunk = CXRPreprocessor(size=self.image_size).transform(chunk)  # stateless: checks X itself
         return as_tensor(chunk, self.image_size)
 
     @property
@@ -295,7 +291,7 @@ def iter_batches(X, image_size: int, batch_size: int, *, n_jobs=None, device="cp
     device = resolve_device(device)
     workers = loader_workers(n_jobs, device) if batches.needs_work or device.type == "cuda" else 0
     workers = min(workers, len(batches) - 1)  # a single batch gains nothing from a worker
-    loader = DataLoader(batches, batch_size=None, num_workers=max(workers, 0), pin_memory=device.type == "cuda",
+    loader = DataLoader(batches, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda",
                         prefetch_factor=2 if workers > 0 else None)
     yield from loader
 

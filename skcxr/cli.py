@@ -442,18 +442,18 @@ def _source_names(folders) -> list[str]:
     return [str(f) if names.count(n) > 1 else n for f, n in zip(folders, names)]
 
 
-def _load(args, split=None):
-    """Paths, Y, patient ids, sources, finding names and CSV rows of the ``--data`` folders (``split``: NIH's list)."""
+def _load(folders, views=None, split=None):
+    """Paths, Y, patient ids, sources, finding names and CSV rows of ChestX-ray14 folders (``split``: NIH's list)."""
     import pandas as pd
 
     from .datasets import load_chestxray14
 
-    parts, names = [], _source_names(args.data)
-    for folder, name in zip(args.data, names):
+    parts, names = [], _source_names(folders)
+    for folder, name in zip(folders, names):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                part = load_chestxray14(folder, views=args.views, split=split, missing="drop")
+                part = load_chestxray14(folder, views=views, split=split, missing="drop")
             except (FileNotFoundError, ValueError) as exc:
                 raise type(exc)(f"--data {folder}: {exc}") from None
         for w in caught:
@@ -483,14 +483,14 @@ def _train_test(args):
     from .model_selection import train_test_split_by_patient
 
     if args.split == "official":
-        train, test = _load(args, split="train_val"), _load(args, split="test")
+        train, test = _load(args.data, args.views, "train_val"), _load(args.data, args.views, "test")
         _check_size(np.concatenate([train[2], test[2]]))
         shared = np.intersect1d(train[2], test[2])
         if shared.size:
             raise _UsageError(f"--split official: {shared.size} patient(s) are in both train_val_list.txt and "
                               f"test_list.txt (e.g. {shared[0]}); NIH's lists split by patient")
         return train[:4] + train[5:], test[:4] + test[5:], train[4]
-    paths, Y, groups, sources, names, rows = _load(args)
+    paths, Y, groups, sources, names, rows = _load(args.data, args.views)
     _check_size(groups)
     parts = train_test_split_by_patient(paths, Y, groups, sources, rows, groups=groups, stratify=Y,
                                         test_size=args.test_size, random_state=args.seed)
@@ -636,9 +636,7 @@ def explain(args) -> None:
 
     _import_estimators()
     _check_out(args.out)
-    missing = [str(p) for p in args.images if not p.is_file()]
-    if missing:
-        raise _UsageError(f"IMAGE: no such file: {', '.join(missing)}")
+    _check_images(args.images)
     if args.model is not None:
         model, names, _ = _load_model(args.model)
     else:
@@ -646,10 +644,9 @@ def explain(args) -> None:
         from .persistence import data_fingerprint, save_model
         from .pipelines import make_attention_pipeline
 
-        args.data = [args.data]
-        paths, Y, groups, _, names, _ = _load(args)
+        paths, Y, groups, _, names, _ = _load([args.data])
         _check_size(groups)
-        _say(args, f"Training make_attention_pipeline(size={args.size}) on {len(paths)} images of {args.data[0]} ...")
+        _say(args, f"Training make_attention_pipeline(size={args.size}) on {len(paths)} images of {args.data} ...")
         model = _configure(make_attention_pipeline(size=args.size, n_jobs=args.n_jobs, random_state=args.seed), args)
         params, routing = groups_fit_params(model, groups)
         with routing_context(routing):
@@ -678,6 +675,13 @@ def explain(args) -> None:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 
 
+def _check_images(images) -> None:
+    """IMAGE arguments that are not files: one error line naming them."""
+    missing = [str(p) for p in images if not p.is_file()]
+    if missing:
+        raise _UsageError(f"IMAGE: no such file: {', '.join(missing)}")
+
+
 def _images_to_predict(args):
     """(paths, Y or None, patient ids or None) of ``predict``'s IMAGE arguments or ``--data`` folder."""
     if args.data is None and not args.images:
@@ -685,15 +689,12 @@ def _images_to_predict(args):
     if args.data is not None and args.images:
         raise _UsageError("give IMAGE files or --data DIR, not both")
     if args.images:
-        missing = [str(p) for p in args.images if not p.is_file()]
-        if missing:
-            raise _UsageError(f"IMAGE: no such file: {', '.join(missing)}")
+        _check_images(args.images)
         return np.asarray([str(p) for p in args.images], dtype=object), None, None
     if not args.data.is_dir():
         raise _UsageError(f"--data {args.data}: no such folder")
     if any(p.name.endswith((".csv", ".csv.gz")) for p in args.data.glob("Data_Entry_2017*")):
-        args.data, args.views = [args.data], None
-        paths, Y, groups, _, _, _ = _load(args)
+        paths, Y, groups, _, _, _ = _load([args.data])
         return paths, Y, groups
     paths = sorted(str(p) for p in args.data.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
@@ -708,7 +709,6 @@ def predict(args) -> None:
 
     _import_estimators()
     _check_out(args.out)
-    root = args.data
     paths, Y, groups = _images_to_predict(args)
     model, names, thresholds = _load_model(args.model)
     _configure(model, args)
@@ -719,7 +719,7 @@ def predict(args) -> None:
         raise ValueError(f"--model {args.model}: predict_proba gave shape {proba.shape} for {len(names)} labels")
     saved = thresholds is not None
     thresholds = thresholds if saved else np.full(len(names), 0.5)
-    index = pd.Index([os.path.relpath(p, root) if root is not None else p for p in paths], name="image")
+    index = pd.Index([os.path.relpath(p, args.data) if args.data is not None else p for p in paths], name="image")
     written = [args.out / "probabilities.csv", args.out / "predictions.csv"]
     pd.DataFrame(proba, index=index, columns=names).to_csv(written[0], float_format="%.6f")
     pd.DataFrame((proba >= thresholds).astype(int), index=index, columns=names).to_csv(written[1])

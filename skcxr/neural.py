@@ -389,9 +389,7 @@ class BaseNet(TorchEstimatorMixin, NeuralNet):
         return training_precision(self.precision, self.device)
 
     def infer(self, x, **fit_params):
-        # The cheap test first: the CPU default ("auto") never autocasts, and infer runs once per batch.
-        fp32 = self.precision == "fp32" or (self.precision == "auto" and resolve_device(self.device).type != "cuda")
-        with autocast("fp32" if fp32 else self._resolved_precision(), self.device):
+        with autocast(self._resolved_precision(), self.device):
             return super().infer(x, **fit_params)
 
     # -- parameters and data
