@@ -12,7 +12,7 @@ that one ``X`` flows through::
 from __future__ import annotations
 
 import os
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -64,14 +64,19 @@ def lung_boxes(maps, *, threshold=0.5, margin=0.05, min_share=0.02) -> np.ndarra
     return boxes
 
 
+def _resize(images, size):
+    """Antialiased bilinear resize of a (n, c, h, w) tensor to ``size``, as numpy."""
+    return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False).numpy()
+
+
 class LungRegion(TransformerMixin, BaseEstimator):
-    """Crop each preprocessed radiograph to its lungs (or blank what is not lung), keeping the image size.
+    """Crop each preprocessed radiograph to its lungs (or blank what is not lung).
 
     A prefit lung segmenter (never trained on the disease labels) finds the
     lungs; then ``mode="crop"`` cuts the image to the lungs' bounding box
-    (:func:`lung_boxes`, grown by ``margin``) and resizes it back to the
-    input's side (antialiased bilinear), and ``mode="mask"`` sets the pixels
-    outside the lung mask to the background value -1 (black). Features
+    (:func:`lung_boxes`, grown by ``margin``) and resizes it to ``size``
+    (antialiased bilinear), and ``mode="mask"`` sets the pixels outside the
+    lung mask to the background value -1 (black), then resizes. Features
     computed after it describe the lungs only (``studies/attention.py``
     measures what that is worth).
 
@@ -87,6 +92,8 @@ class LungRegion(TransformerMixin, BaseEstimator):
         Share of the side added around the lung box (``"crop"``).
     threshold : float, default=0.5
         Probability above which a pixel is lung.
+    size : int, default=None
+        Side of the output images; None keeps the input's side.
 
     Attributes
     ----------
@@ -100,6 +107,8 @@ class LungRegion(TransformerMixin, BaseEstimator):
     >>> X = CXRPreprocessor(size=128).fit_transform(make_phantoms(2, size=128, random_state=0).images)
     >>> LungRegion().fit(X).transform(X).shape
     (2, 128, 128)
+    >>> LungRegion(size=64).fit(X).transform(X).shape
+    (2, 64, 64)
     """
 
     __metadata_request__fit = {"groups": metadata_routing.UNUSED}
@@ -109,13 +118,15 @@ class LungRegion(TransformerMixin, BaseEstimator):
         "mode": [StrOptions({"crop", "mask"})],
         "margin": [Interval(Real, 0, 0.5, closed="left")],
         "threshold": [Interval(Real, 0, 1, closed="neither")],
+        "size": [None, Interval(Integral, 8, None, closed="left")],
     }
 
-    def __init__(self, segmenter=None, mode="crop", margin=0.05, threshold=0.5):
+    def __init__(self, segmenter=None, mode="crop", margin=0.05, threshold=0.5, size=None):
         self.segmenter = segmenter
         self.mode = mode
         self.margin = margin
         self.threshold = threshold
+        self.size = size
 
     def fit(self, X, y=None, groups=None):
         """Take the prefit segmenter (nothing is trained). ``X``, ``y`` and ``groups`` are ignored."""
@@ -124,17 +135,17 @@ class LungRegion(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        """The lung regions, float32 (n, S, S) like ``X`` (a stack preprocessed to [-1, 1])."""
+        """The lung regions, float32 (n, size, size) (``X``'s side when ``size`` is None; ``X`` in [-1, 1])."""
         check_is_fitted(self, "segmenter_")
         X = check_image_stack(X)
         maps = self._lung_maps(X)
+        S = X.shape[1:] if self.size is None else (self.size, self.size)
         if self.mode == "mask":
-            return np.where(maps >= self.threshold, X, np.float32(-1)).astype(np.float32)
-        out = np.empty_like(X)
-        S = X.shape[1:]
+            X = np.where(maps >= self.threshold, X, np.float32(-1)).astype(np.float32)
+            return X if X.shape[1:] == S else _resize(torch.from_numpy(X)[:, None], S)[:, 0]
+        out = np.empty((len(X), *S), np.float32)
         for i, (x, y, w, h) in enumerate(lung_boxes(maps, threshold=self.threshold, margin=self.margin)):
-            crop = torch.from_numpy(np.ascontiguousarray(X[i, y : y + h, x : x + w]))[None, None]
-            out[i] = F.interpolate(crop, size=S, mode="bilinear", antialias=True, align_corners=False)[0, 0].numpy()
+            out[i] = _resize(torch.from_numpy(np.ascontiguousarray(X[i, y : y + h, x : x + w]))[None, None], S)[0, 0]
         return out
 
     def get_lung_boxes(self, X) -> np.ndarray:

@@ -41,6 +41,15 @@ from .segmentation import UNetSegmenter, frozen_segmenter
 DEFAULT_C = 1e-4
 
 
+#: The C of the ``"final"`` attention system's logistic regression and the margin of its lung box
+#: (:class:`~skcxr.lung_region.LungRegion`). Chosen by nested, patient-grouped CV on the 1,416 shared
+#: NIH images (studies/lung_variants.py, criterion: the mean within-source macro-AUC of 3 inner folds):
+#: among box margins 0, 0.05, 0.15, a 128-px box and the lung mask, and C in 3e-5, 1e-4, 3e-4, this pair
+#: won 3 of 5 outer folds (C=3e-5 won 4: the union has twice the hybrid's texture features).
+ATTENTION_C = 3e-5
+LUNG_MARGIN = 0.0
+
+
 #: The side the default Grad-CAM network of :func:`make_attention_pipeline` trains at: 128 px (a 4 x 4
 #: ``layer4`` grid) keeps its fine-tuning a few minutes on 2 CPU cores; 224 px costs about 3x more.
 CAM_IMAGE_SIZE = 128
@@ -200,7 +209,8 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
     - ``system="final"``: ``CXRPreprocessor -> FeatureUnion(LBP, HOG, lung
       LBP+HOG, ResNet18 embedding, pooled fused map) -> StandardScaler ->
       classifier``. The lung branch computes LBP and HOG on the lungs' bounding
-      box (:class:`~skcxr.lung_region.LungRegion`), so texture outside the lungs
+      box (:class:`~skcxr.lung_region.LungRegion` with ``margin=LUNG_MARGIN``),
+      so texture outside the lungs
       stops driving the classifier; the attention branch adds where the CNN and
       the lungs are.
 
@@ -237,7 +247,7 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
         folds, as test images' maps come from a network that never saw them.
         None uses the in-sample maps (cheaper: ``cv`` fewer fine-tunings).
     classifier : estimator, default=None
-        ``None``: :func:`make_logistic_regression` for ``"final"``, the skorch
+        ``None``: ``make_logistic_regression(ATTENTION_C)`` for ``"final"``, the skorch
         MLP (``MultilabelNeuralNetClassifier(MLP)``) for ``"maps"``.
     size : int, default=224
     pool_size : int, default=8
@@ -288,7 +298,7 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
             classifier = MultilabelNeuralNetClassifier(MLP, random_state=random_state)
         steps = attention.steps
     else:
-        lungs = Pipeline([("region", LungRegion(segmenter)), ("texture", FeatureUnion(_texture_features(n_jobs)))])
+        lungs = Pipeline([("region", LungRegion(segmenter, margin=LUNG_MARGIN)), ("texture", FeatureUnion(_texture_features(n_jobs)))])
         # The embedder caches its own embeddings: the Pipeline caches the whole union's fit, which a new lam
         # misses, and never caches the test images' transform, which every scored candidate repeats.
         union = _texture_features(n_jobs) + [
@@ -297,7 +307,7 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
             ("attention", attention),
         ]
         steps = [("features", FeatureUnion(union))]
-        classifier = make_logistic_regression() if classifier is None else classifier
+        classifier = make_logistic_regression(ATTENTION_C) if classifier is None else classifier
     return Pipeline([
         ("prep", CXRPreprocessor(size=size, n_jobs=n_jobs)),
         *steps,

@@ -18,7 +18,7 @@ from skcxr.features import ResNetEmbedder
 from skcxr.fusion import AttentionMaps
 from skcxr.neural import ResNetFineTuner
 from skcxr.nn import UNet
-from skcxr.pipelines import make_attention_pipeline, make_classical_pipeline
+from skcxr.pipelines import ATTENTION_C, LUNG_MARGIN, make_attention_pipeline, make_classical_pipeline
 from skcxr.preprocessing import CXRPreprocessor
 from skcxr.segmentation import UNetSegmenter
 
@@ -69,6 +69,8 @@ def test_changing_lam_or_the_classifier_recomputes_no_mask_and_no_cam(data, unet
     tune = _count(monkeypatch, ResNetFineTuner, "fit")
     cams = _count(monkeypatch, explain, "_layer4")
     pipe = make_attention_pipeline(segmenter=unet_file, cnn=_cnn(), size=SIZE, memory=tmp_path, random_state=0)
+    params = pipe.get_params()  # the defaults chosen by nested CV (studies/lung_variants.py)
+    assert (params["clf__estimator__C"], params["features__lungs__region__margin"]) == (ATTENTION_C, LUNG_MARGIN)
     with sklearn.config_context(enable_metadata_routing=True):
         pipe.fit(data.images, data.Y, groups=data.patient_ids)
         first = pipe.predict_proba(data.images)

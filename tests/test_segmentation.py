@@ -225,6 +225,12 @@ def test_lung_region_resizes_maps_of_another_size(phantoms):
 
     region = LungRegion(FrozenEstimator(Coarse().fit(X))).fit(X)
     assert region.get_lung_boxes(X[:1]).tolist() == [[2, 6, 44, 36]]  # lungs at x 4-44, y 8-40; margin 2 px
+    # size: the box's pixels resized straight to the asked side (not to X's side first)
+    box = torch.from_numpy(np.ascontiguousarray(X[:2, 6:42, 2:46]))[:, None]
+    expected = torch.nn.functional.interpolate(box, size=(24, 24), mode="bilinear", antialias=True)[:, 0].numpy()
+    np.testing.assert_allclose(region.set_params(size=24).transform(X[:2]), expected, atol=1e-6)
+    masked = region.set_params(mode="mask").transform(X[:2])
+    assert masked.shape == (2, 24, 24) and masked[:, 0, 0].tolist() == [-1, -1]  # outside the lungs: black
 
 
 def test_partial_fit_after_initialize_and_predict_before_fit():
