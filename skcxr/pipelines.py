@@ -45,7 +45,8 @@ DEFAULT_C = 1e-4
 #: (:class:`~skcxr.lung_region.LungRegion`). Chosen by nested, patient-grouped CV on the 1,416 shared
 #: NIH images (studies/lung_variants.py, criterion: the mean within-source macro-AUC of 3 inner folds):
 #: among box margins 0, 0.05, 0.15, a 128-px box and the lung mask, and C in 3e-5, 1e-4, 3e-4, this pair
-#: won 3 of 5 outer folds (C=3e-5 won 4: the union has twice the hybrid's texture features).
+#: won 3 of the 5 outer folds of studies/attention.py, and 8 of 15 over three partitions (C=3e-5 won 12,
+#: margin 0 won 10: the union has twice the hybrid's texture features).
 ATTENTION_C = 3e-5
 LUNG_MARGIN = 0.0
 

@@ -28,7 +28,7 @@ the pipeline's own transformers); on fold 0 the study fits
 ``make_attention_pipeline()`` end to end and checks that it gives the same
 probabilities as the row ``final λ=0.5``.
 
-    .venv/bin/python studies/attention.py      # ~40-60 min on 2 cores (fine-tunings and features cached)
+    .venv/bin/python studies/attention.py      # ~30 min on 2 cores (fine-tunings and features cached)
 """
 
 from __future__ import annotations
