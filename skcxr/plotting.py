@@ -454,12 +454,30 @@ def _check_curves_input(Y_true, scores, target_names):
     return Y, scores, names
 
 
-def _model_legend(fig, models, colours, marker=None):
+def _diagonal_grid(titles, ncols):
+    """One square panel per finding, titled, with the grey diagonal (chance for ROC, perfect calibration)."""
+    fig, axes = _finding_grid(len(titles), ncols)
+    for ax, text in zip(axes, titles):
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
+        ax.set_title(text, fontsize=9)
+        ax.set_aspect("equal")
+    return fig, axes
+
+
+def _finish_diagonal_grid(fig, axes, models, colours, xlabel, ylabel, title, marker=None):
+    """Axes on [0, 1], the shared axis labels, one legend entry per model, the title."""
     from matplotlib.lines import Line2D
 
+    axes[0].set_xlim(0, 1)
+    axes[0].set_ylim(0, 1)
+    fig.supxlabel(xlabel, fontsize=10)
+    fig.supylabel(ylabel, fontsize=10)
     handles = [Line2D([], [], color=colours[m], marker=marker, lw=2) for m in models]
     fig.legend(handles, list(models), loc="outside upper center", ncol=min(len(models), 3), fontsize=10,
                frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
 
 
 def plot_roc_curves(Y_true, scores, target_names=None, *, ncols=4, title="") -> Figure:
@@ -494,12 +512,10 @@ def plot_roc_curves(Y_true, scores, target_names=None, *, ncols=4, title="") -> 
 
     Y, scores, names = _check_curves_input(Y_true, scores, target_names)
     colours = _model_colours(scores)
-    fig, axes = _finding_grid(len(names), ncols)
-    for k, (ax, name) in enumerate(zip(axes, names)):
+    fig, axes = _diagonal_grid([f"{name.replace('_', ' ')} ({int(Y[:, k].sum())} positive)"
+                                for k, name in enumerate(names)], ncols)
+    for k, ax in enumerate(axes):
         y = Y[:, k]
-        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
-        ax.set_title(f"{name.replace('_', ' ')} ({int(y.sum())} positive)", fontsize=9)
-        ax.set_aspect("equal")
         if y.min() == y.max():
             ax.text(0.5, 0.5, "undefined:\none label value only", ha="center", va="center", fontsize=8,
                     color="grey")
@@ -508,14 +524,8 @@ def plot_roc_curves(Y_true, scores, target_names=None, *, ncols=4, title="") -> 
             fpr, tpr, _ = roc_curve(y, P[:, k])
             ax.plot(fpr, tpr, color=colours[model], lw=1.4, label=f"AUC {roc_auc_score(y, P[:, k]):.3f}")
         ax.legend(loc="lower right", fontsize=7, handlelength=1.2, frameon=True, framealpha=0.8)
-    axes[0].set_xlim(0, 1)
-    axes[0].set_ylim(0, 1)
-    fig.supxlabel("1 − specificity (false-positive rate)", fontsize=10)
-    fig.supylabel("sensitivity (true-positive rate)", fontsize=10)
-    _model_legend(fig, scores, colours)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig
+    return _finish_diagonal_grid(fig, axes, scores, colours, "1 − specificity (false-positive rate)",
+                                 "sensitivity (true-positive rate)", title)
 
 
 def plot_reliability(Y_true, probas, target_names=None, *, n_bins=10, confidence=0.95, ncols=4,
@@ -558,11 +568,9 @@ def plot_reliability(Y_true, probas, target_names=None, *, n_bins=10, confidence
     Y, probas, names = _check_curves_input(Y_true, probas, target_names)
     colours = _model_colours(probas)
     briers = {model: brier_scores(Y, P) for model, P in probas.items()}
-    fig, axes = _finding_grid(len(names), ncols)
-    for k, (ax, name) in enumerate(zip(axes, names)):
-        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
-        ax.set_title(f"{name.replace('_', ' ')} (prevalence {Y[:, k].mean():.0%})", fontsize=9)
-        ax.set_aspect("equal")
+    fig, axes = _diagonal_grid([f"{name.replace('_', ' ')} (prevalence {Y[:, k].mean():.0%})"
+                                for k, name in enumerate(names)], ncols)
+    for k, ax in enumerate(axes):
         for m, (model, P) in enumerate(probas.items()):
             bins = calibration_bins(Y[:, k], P[:, k], n_bins, confidence=confidence)
             x = bins["mean predicted"].to_numpy() + (m - (len(probas) - 1) / 2) * 0.008  # dodge the whiskers
@@ -570,14 +578,8 @@ def plot_reliability(Y_true, probas, target_names=None, *, n_bins=10, confidence
             ax.errorbar(x, v, yerr=np.vstack([v - bins["low"], bins["high"] - v]), color=colours[model], fmt="-o",
                         ms=3, lw=1.1, elinewidth=0.7, capsize=1.5, label=f"Brier {briers[model][k]:.3f}")
         ax.legend(loc="upper left", fontsize=7, handlelength=1.2, frameon=True, framealpha=0.8)
-    axes[0].set_xlim(0, 1)
-    axes[0].set_ylim(0, 1)
-    fig.supxlabel("mean predicted probability in the bin", fontsize=10)
-    fig.supylabel(f"observed frequency ({confidence:.0%} Wilson interval)", fontsize=10)
-    _model_legend(fig, probas, colours, marker="o")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig
+    return _finish_diagonal_grid(fig, axes, probas, colours, "mean predicted probability in the bin",
+                                 f"observed frequency ({confidence:.0%} Wilson interval)", title, marker="o")
 
 
 def plot_label_distribution(parts, target_names=None, *, no_finding=True, colors=None, hatches=None,
