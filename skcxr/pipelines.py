@@ -211,9 +211,8 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
       LBP+HOG, ResNet18 embedding, pooled fused map) -> StandardScaler ->
       classifier``. The lung branch computes LBP and HOG on the lungs' bounding
       box (:class:`~skcxr.lung_region.LungRegion` with ``margin=LUNG_MARGIN``),
-      so texture outside the lungs
-      stops driving the classifier; the attention branch adds where the CNN and
-      the lungs are.
+      so texture outside the lungs stops driving the classifier; the attention
+      branch adds where the CNN and the lungs are.
 
     The U-Net is prefit (the shipped lung U-Net by default) and never trained
     on disease labels. The Grad-CAM network is fine-tuned on the training
@@ -248,8 +247,8 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
         folds, as test images' maps come from a network that never saw them.
         None uses the in-sample maps (cheaper: ``cv`` fewer fine-tunings).
     classifier : estimator, default=None
-        ``None``: ``make_logistic_regression(ATTENTION_C)`` for ``"final"``, the skorch
-        MLP (``MultilabelNeuralNetClassifier(MLP)``) for ``"maps"``.
+        ``None``: ``make_logistic_regression(ATTENTION_C)`` for ``"final"``,
+        the skorch MLP (``MultilabelNeuralNetClassifier(MLP)``) for ``"maps"``.
     size : int, default=224
     pool_size : int, default=8
         The fused map is averaged over a ``pool_size x pool_size`` grid.
@@ -299,7 +298,8 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
             classifier = MultilabelNeuralNetClassifier(MLP, random_state=random_state)
         steps = attention.steps
     else:
-        lungs = Pipeline([("region", LungRegion(segmenter, margin=LUNG_MARGIN)), ("texture", FeatureUnion(_texture_features(n_jobs)))])
+        lungs = Pipeline([("region", LungRegion(segmenter, margin=LUNG_MARGIN)),
+                          ("texture", FeatureUnion(_texture_features(n_jobs)))])
         # The embedder caches its own embeddings: the Pipeline caches the whole union's fit, which a new lam
         # misses, and never caches the test images' transform, which every scored candidate repeats.
         union = _texture_features(n_jobs) + [

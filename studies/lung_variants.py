@@ -45,13 +45,13 @@ import time
 
 import numpy as np
 from _common import RESULTS, machine, write_markdown
-from attention import CLASSICAL, FOLDS, MEMORY, N_BOOT, SIZE, log, preprocess
-from choose_defaults import SOURCES, _fmt, bootstrap_weights, image_features, load_data, summarise, weighted_macro_auc
+import attention
+from attention import CLASSICAL, FOLDS, MEMORY, N_BOOT, SIZE, log, preprocess, texture
+from choose_defaults import (SOURCES, _fmt, bootstrap_weights, image_features, load_data, summarise,
+                             weighted_macro_auc)
 from sklearn.frozen import FrozenEstimator
-from sklearn.preprocessing import StandardScaler
 
 from skcxr._cache import check_memory
-from skcxr.features import HOGFeatures, LBPFeatures
 from skcxr.lung_region import LungRegion
 from skcxr.metrics import macro_auc_score
 from skcxr.model_selection import MultilabelStratifiedGroupKFold
@@ -71,15 +71,9 @@ PARTITIONS = (0, 1, 2)  # seeds of the outer splitter; 0: the folds of studies/a
 INNER = 3
 
 
-def lung_texture(X, seg, params):
-    regions = LungRegion(FrozenEstimator(seg), **params).fit(X).transform(X)
-    return np.hstack([LBPFeatures(n_jobs=2).fit_transform(regions), HOGFeatures(n_jobs=2).fit_transform(regions)])
-
-
 def fit_predict(F, Y, train, test, C=DEFAULT_C):
-    scale = StandardScaler().fit(F[train])
-    lr = make_logistic_regression(C).set_params(n_jobs=2).fit(scale.transform(F[train]), Y[train])
-    return lr.predict_proba(scale.transform(F[test]))
+    """``StandardScaler`` + ``make_logistic_regression(C)`` fitted on ``train``, probabilities of ``test``."""
+    return attention.fit_predict(F, Y, None, train, test, make_logistic_regression(C).set_params(n_jobs=2))
 
 
 def foldwise_delta(Y, P, base, folds, mask, W):
@@ -89,9 +83,9 @@ def foldwise_delta(Y, P, base, folds, mask, W):
     whose probabilities are spread differently, and ranking them together in one out-of-fold AUC penalises
     the mixture (up to -0.03 here) for a reason no single model has.
     """
-    point = np.mean([macro_auc_score(Y[t][mask[t]], P[t][mask[t]]) - macro_auc_score(Y[t][mask[t]], base[t][mask[t]])
-                     for t in folds])
-    boot = np.mean([weighted_macro_auc(Y[t], P[t], W[:, t] * mask[t]) - weighted_macro_auc(Y[t], base[t], W[:, t] * mask[t])
+    folds = [t[mask[t]] for t in folds]  # each fold's rows in the scope
+    point = np.mean([macro_auc_score(Y[t], P[t]) - macro_auc_score(Y[t], base[t]) for t in folds])
+    boot = np.mean([weighted_macro_auc(Y[t], P[t], W[:, t]) - weighted_macro_auc(Y[t], base[t], W[:, t])
                     for t in folds], axis=0)
     return {"delta": float(point), "delta_ci": np.nanpercentile(boot, [2.5, 97.5]).tolist()}
 
@@ -110,7 +104,7 @@ def main():
     seg = load_lung_unet(memory=MEMORY)
     lungs = {}
     for name, params in REGIONS.items():
-        lungs[name] = lung_texture(X, seg, params)
+        lungs[name] = texture(LungRegion(FrozenEstimator(seg), **params).fit(X).transform(X))
         log(f"lung texture, {name}: {lungs[name].shape[1]} features")
 
     def candidate(name, train, test, whole_cnn_proba):
