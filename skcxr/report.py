@@ -630,9 +630,9 @@ def _gallery_maps(fitted, X, k, cam, segmenter):
         if cam is None:
             notes.append(
                 "The model is not an attention pipeline and no <code>cam=</code> was given, so no Grad-CAM is "
-                "shown: it has no CNN whose evidence for the finding could be mapped. A Grad-CAM needs a ResNet18 "
-                "fine-tuned on the training labels, e.g. <code>GradCAM(ResNetEmbedder(fine_tune=\"all\", "
-                "image_size=128)).fit(X_train, Y_train)</code> (minutes on a CPU for a thousand images, "
+                "shown: it has no CNN whose evidence for the finding could be mapped. A Grad-CAM needs a CNN "
+                "fine-tuned on the training labels, e.g. <code>GradCAM(CNNEmbedder(\"efficientnet_lite0\", "
+                "weights=\"imagenet\", fine_tune=\"last\", image_size=128)).fit(X_train, Y_train)</code> (minutes on a CPU for a thousand images, "
                 "seconds on a GPU); pass the fitted GradCAM as <code>cam=</code> to add its maps and the fused "
                 "map (λ = 0.5).")
         else:

@@ -99,7 +99,7 @@ def train_unet(images, masks, *, groups=None, depth=4, base_width=16, epochs=60,
     """Train a U-Net on (images, masks) through :class:`skcxr.neural.SegmentationNet`.
 
     Returns ``(state_dict, history)``: the best epoch's weights as CPU tensors
-    and the per-epoch losses (see :func:`skcxr.neural.fine_tune_resnet`, also
+    and the per-epoch losses (see :func:`skcxr.neural.fine_tune_cnn`, also
     for ``precision``).
 
     Examples

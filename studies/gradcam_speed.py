@@ -9,7 +9,7 @@ images (the weights are essentially random; speed does not depend on them).
   ``torch.inference_mode``, on a tensor already built (the floor);
 - ResNetEmbedder.transform: the same through the estimator (numpy in and out);
 - GradCAM closed form: ``GradCAM(target="all").transform``, 14 maps per image
-  at 224 px, normalised; and its layer4-grid core :func:`skcxr.explain.resnet_cams`;
+  at 224 px, normalised; and its layer4-grid core :func:`skcxr.explain.cnn_cams`;
 - GradCAM autograd: the same maps from gradients at the ``layer4`` output;
 - pytorch-grad-cam: its ``GradCAM`` on ``nn.Sequential(backbone, head)`` with
   ``target_layers=[layer4[-1]]``, one call per label with
@@ -44,7 +44,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from skcxr._torch import as_tensor, to_device
 from skcxr.datasets.phantoms import make_phantoms
-from skcxr.explain import GradCAM, resnet_cams
+from skcxr.explain import GradCAM, cnn_cams
 from skcxr.features.deep import ResNetEmbedder
 from skcxr.neural import numpy_state
 from skcxr.nn.resnet import fused_for_inference
@@ -60,7 +60,7 @@ def make_methods(cam, stack) -> dict:
     """The methods timed, by name, as callables (all on ``cam``'s fitted network and the batch ``stack``)."""
     autograd = copy.deepcopy(cam).set_params(method="autograd")
     backbone, head = cam.cnn_.model_, cam.cnn_.head_
-    states = numpy_state(backbone.state_dict()), numpy_state(head.state_dict())
+    states = backbone, numpy_state(head.state_dict())
     fused = fused_for_inference(backbone).to(memory_format=torch.channels_last)
     x_last = to_device(as_tensor(stack, 224), torch.device("cpu"))
     x = as_tensor(stack, 224)
@@ -77,7 +77,7 @@ def make_methods(cam, stack) -> dict:
     return {
         "plain forward (BN folded, channels_last)": plain,
         "ResNetEmbedder.transform (512-d features)": lambda: cam.cnn_.transform(stack),
-        "skcxr GradCAM closed form: resnet_cams (14 maps on the 7x7 grid)": lambda: resnet_cams(stack, *states),
+        "skcxr GradCAM closed form: cnn_cams (14 maps on the 7x7 grid)": lambda: cnn_cams(stack, *states),
         "skcxr GradCAM closed form: transform (14 maps, 224 px, normalised)": lambda: cam.transform(stack),
         "skcxr GradCAM autograd: transform (14 maps, 224 px, normalised)": lambda: autograd.transform(stack),
         REFERENCE: reference,

@@ -60,8 +60,8 @@ GRID = {"fusion__lam": [0.25, 0.5, 0.75], "clf__module__dropout": [0.2, 0.4, 0.6
 ONE = {"fusion__lam": 0.5, "clf__module__dropout": 0.4}
 HEAVY = {
     "skcxr.segmentation.segment": "U-Net maps",
-    "skcxr.neural.fine_tune_resnet": "ResNet18 fine-tunings",
-    "skcxr.explain.resnet_cams": "Grad-CAM passes",
+    "skcxr.neural.fine_tune_cnn": "ResNet18 fine-tunings",
+    "skcxr.explain.cnn_cams": "Grad-CAM passes",
     "sklearn.pipeline._fit_transform_one_with_callbacks": "Pipeline steps (fit)",
 }
 

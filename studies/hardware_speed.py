@@ -4,17 +4,18 @@ One command, under 5 minutes on 2 cores or on one GPU with 16 cores. On the
 device found (CUDA when present, else the CPU) it times, after one warm-up call
 each:
 
-- ``ResNetEmbedder.transform`` from an in-memory stack at 224 px, in fp32 and
-  (where the hardware computes it natively) bf16, with the device's batch
-  (``batch_size=None``); on CUDA also the old fixed batch of 32;
-- the same from paths of 1024-px PNGs, decoded in the calling process
+- ``CNNEmbedder.transform`` of each backbone (random ResNet18 at 224 px, ImageNet
+  EfficientNet-Lite0 at 224 px, EfficientNet-Lite2 at 260 px) from an in-memory
+  stack, in fp32 and (where the hardware computes it natively) bf16, with the
+  device's batch (``batch_size=None``); on CUDA also ResNet18 at the old fixed batch of 32;
+- the Lite0 embedding from paths of 1024-px PNGs, decoded in the calling process
   (``n_jobs=1``, the path before this change) and by one DataLoader worker per
   core (``n_jobs=-1``), overlapping with the network;
 - ``CXRPreprocessor`` alone on those paths (the decoding ceiling), 1 and all cores;
-- one epoch of fine-tuning (``fine_tune_resnet``, batch 32, 224 px) in fp32
+- one epoch of fine-tuning (``fine_tune_cnn``, batch 32, 224 px) in fp32
   and with bf16 autocast (AMP);
 - LBP + HOG (``LBPFeatures`` + ``HOGFeatures``) at 224 px, 1 and all cores;
-- ``GradCAM.transform`` (all 14 labels' maps, target="all", at 224 px) and the
+- ``GradCAM.transform`` of each backbone (all 14 labels' maps, target="all") and the
   shipped lung U-Net (``load_lung_unet().transform``, 128 px inside, maps at
   224 px), per precision.
 
@@ -26,8 +27,8 @@ start (host MiB; DataLoader/joblib workers included) and, on CUDA, the peak GPU
 memory (``torch.cuda.max_memory_allocated``).
 
 From the per-image costs it then projects the wall time to extract every
-feature of the attention pipeline (decode + ResNet18 + U-Net + Grad-CAM + LBP/HOG
-on whole and lung-cropped images) for the 112,120 images of ChestX-ray14, on
+feature of the attention pipeline (decode + EfficientNet-Lite0 and LBP/HOG on
+whole and lung-cropped images + U-Net + Grad-CAM) for the 112,120 images of ChestX-ray14, on
 this machine, and on N such machines through joblib's Dask backend.
 
     .venv/bin/python studies/hardware_speed.py           # ~2 min on 2 cores
@@ -54,11 +55,16 @@ from PIL import Image
 from skcxr._torch import loader_workers, resolve_device, resolve_precision
 from skcxr.datasets import FINDINGS, make_phantoms, read_image
 from skcxr.explain import GradCAM
-from skcxr.features import HOGFeatures, LBPFeatures, ResNetEmbedder
-from skcxr.neural import fine_tune_resnet
+from skcxr.features import CNNEmbedder, HOGFeatures, LBPFeatures
+from skcxr.neural import fine_tune_cnn
 from skcxr.preprocessing import CXRPreprocessor
 from skcxr.segmentation import load_lung_unet
 
+#: The backbones timed: name -> (backbone, weights, side).
+BACKBONES = {"ResNet18": ("resnet18", None, 224), "EfficientNet-Lite0": ("efficientnet_lite0", "imagenet", 224),
+             "EfficientNet-Lite2": ("efficientnet_lite2", "imagenet", 260)}
+#: The backbone of the pipelines' defaults (projection).
+DEFAULT_BACKBONE = "EfficientNet-Lite0"
 #: Images in ChestX-ray14.
 FULL_SET = 112_120
 #: Standard deviation (8-bit levels) of the pixel noise that gives the test PNGs the size of real NIH files.
@@ -166,21 +172,24 @@ def main(argv=None) -> None:
         stack = CXRPreprocessor(size=224).fit_transform(make_phantoms(64, size=224, random_state=1).images)
         Y = make_phantoms(64, size=224, random_state=1).Y
 
-        # -- ResNet18 embedding: arrays, then paths
+        # -- embeddings of each backbone: arrays, then (the default backbone) paths
         arrays = tiled(stack, size["arrays"])
-        emb = ResNetEmbedder(random_state=0, device=device).fit(arrays[:2])
-        for p in precisions:
-            emb.set_params(precision=p, batch_size=None)
-            bench("ResNet18 embedding", "stack 224 px", lambda: emb.transform(arrays), len(arrays), precision=p,
-                  batch="auto", warm=lambda: emb.transform(arrays[:64]))
-        if gpu:
-            emb.set_params(precision="fp32", batch_size=32)
-            bench("ResNet18 embedding", "stack 224 px", lambda: emb.transform(arrays), len(arrays),
-                  precision="fp32", batch=32, warm=lambda: emb.transform(arrays[:64]))
+        for name, (backbone, weights, side) in BACKBONES.items():
+            emb = CNNEmbedder(backbone, weights=weights, image_size=side, random_state=0, device=device).fit(arrays[:2])
+            for p in precisions:
+                emb.set_params(precision=p, batch_size=None)
+                bench(f"{name} embedding", f"stack {side} px", lambda: emb.transform(arrays), len(arrays),
+                      precision=p, batch="auto", warm=lambda: emb.transform(arrays[:64]))
+            if gpu and name == "ResNet18":
+                emb.set_params(precision="fp32", batch_size=32)
+                bench(f"{name} embedding", f"stack {side} px", lambda: emb.transform(arrays), len(arrays),
+                      precision="fp32", batch=32, warm=lambda: emb.transform(arrays[:64]))
+        backbone, weights, side = BACKBONES[DEFAULT_BACKBONE]
+        emb = CNNEmbedder(backbone, weights=weights, image_size=side, device=device).fit(arrays[:2])
         paths = tiled(files, size["paths"])
         for jobs in (1, -1):
             emb.set_params(precision="auto", batch_size=None, n_jobs=jobs)
-            bench("ResNet18 embedding", "1024-px PNG paths", lambda: emb.transform(paths), len(paths),
+            bench(f"{DEFAULT_BACKBONE} embedding", "1024-px PNG paths", lambda: emb.transform(paths), len(paths),
                   precision=resolve_precision("auto", device), batch="auto", n_jobs=jobs if jobs > 0 else cores,
                   warm=lambda: emb.transform(paths[:8]))
         for jobs in (1, -1):
@@ -191,17 +200,20 @@ def main(argv=None) -> None:
         # -- fine-tuning: one epoch
         images = tiled(stack, size["tune"])
         labels = tiled(Y, size["tune"])
-        for p in precisions:
-            def tune(p=p):
-                return fine_tune_resnet(images, labels, epochs=1, batch_size=32, patience=None, random_state=0,
-                                        device=device, precision=p)[1][0]["seconds"]
+        for label, backbone, weights, layers in (("ResNet18, all layers", "resnet18", None, "all"),
+                                                 ("EfficientNet-Lite0, last stage", "efficientnet_lite0", "imagenet",
+                                                  "last")):
+            net = dict(backbone=backbone, weights=weights, fine_tune=layers, epochs=1, batch_size=32, patience=None,
+                       random_state=0, device=device)
+            for p in precisions:
+                def tune(p=p, net=net):
+                    return fine_tune_cnn(images, labels, precision=p, **net)[1][0]["seconds"]
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # bf16 where it is emulated: the table says
-                bench("fine-tuning, 1 epoch (85 % train + 15 % valid)", "stack 224 px", tune, len(images),
-                      precision=p if p == "fp32" else "bf16 AMP", batch=32,
-                      warm=lambda p=p: fine_tune_resnet(images[:64], labels[:64], epochs=1, patience=None,
-                                                        random_state=0, device=device, precision=p))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # bf16 where it is emulated: the table says
+                    bench(f"fine-tuning {label}, 1 epoch (85 % train + 15 % valid)", "stack 224 px", tune,
+                          len(images), precision=p if p == "fp32" else "bf16 AMP", batch=32,
+                          warm=lambda p=p, net=net: fine_tune_cnn(images[:64], labels[:64], precision=p, **net))
 
         # -- LBP + HOG (CPU work)
         tex_images = tiled(stack, size["texture"])
@@ -217,12 +229,15 @@ def main(argv=None) -> None:
         labels14 = np.zeros((len(stack), len(FINDINGS)), dtype=int)
         labels14[:, : Y.shape[1]] = Y
         labels14[::2, -1] = 1
-        cnn = ResNetEmbedder(fine_tune="all", epochs=1, random_state=0, device=device)
-        cam = GradCAM(cnn, target="all", device=device).fit(stack[:32], labels14[:32])
-        for p in precisions:
-            cam.set_params(precision=p)
-            bench(f"Grad-CAM, all {len(FINDINGS)} labels' maps", "stack 224 px", lambda: cam.transform(cam_images),
-                  len(cam_images), precision=p, batch="auto", warm=lambda: cam.transform(cam_images[:32]))
+        for name, (backbone, weights, side) in BACKBONES.items():
+            cnn = CNNEmbedder(backbone, weights=weights, fine_tune="last", epochs=1, image_size=side, random_state=0,
+                              device=device)
+            cam = GradCAM(cnn, target="all", device=device).fit(stack[:32], labels14[:32])
+            for p in precisions:
+                cam.set_params(precision=p)
+                bench(f"Grad-CAM {name}, all {len(FINDINGS)} labels' maps", f"stack {side} px",
+                      lambda: cam.transform(cam_images), len(cam_images), precision=p, batch="auto",
+                      warm=lambda: cam.transform(cam_images[:32]))
         seg_images = tiled(stack, size["unet"])
         seg = load_lung_unet(device=device)
         for p in precisions:
@@ -246,9 +261,9 @@ def main(argv=None) -> None:
     print(f"{minutes:.1f} min")
 
 
-def _best(rows, task, source="stack 224 px", **match) -> dict:
+def _best(rows, task, source="stack", **match) -> dict:
     """The fastest row of a task (over precisions and n_jobs unless given)."""
-    found = [r for r in rows if r["task"].startswith(task) and r["input"] == source
+    found = [r for r in rows if r["task"].startswith(task) and r["input"].startswith(source)
              and all(r[k] == v for k, v in match.items())]
     return max(found, key=lambda r: r["img/s"])
 
@@ -263,9 +278,10 @@ def projection(rows, device, cores, n_texture, extra_ms) -> str:
     decode["img/s"] = 1 / (1 / decode["img/s"] + extra_ms / 1e3 / cores)
     stages = [
         (f"decode + preprocess 1024-px PNG -> 224 px (+{extra_ms:.1f} ms/core for real files)", decode),
-        ("ResNet18 embedding", _best(rows, "ResNet18 embedding")),
+        (f"{DEFAULT_BACKBONE} embedding, whole image", _best(rows, f"{DEFAULT_BACKBONE} embedding")),
+        (f"{DEFAULT_BACKBONE} embedding, lung crop", _best(rows, f"{DEFAULT_BACKBONE} embedding")),
         ("U-Net lung maps", _best(rows, "U-Net")),
-        ("Grad-CAM, all labels", _best(rows, "Grad-CAM")),
+        (f"Grad-CAM {DEFAULT_BACKBONE}, all labels", _best(rows, f"Grad-CAM {DEFAULT_BACKBONE}")),
         ("LBP + HOG, whole image", _best(rows, "LBP + HOG")),
         ("LBP + HOG, lung crop", _best(rows, "LBP + HOG")),
     ]
@@ -279,11 +295,12 @@ def projection(rows, device, cores, n_texture, extra_ms) -> str:
         total += hours
         lines.append(f"| {name} | {row['img/s']:,.0f} ({row['precision']}, n_jobs={row['n_jobs']}) | {hours:.2f} |")
     lines.append(f"| **all stages** | | **{total:.2f}** |")
-    tune = {r["precision"]: r["img/s"] for r in rows if r["task"].startswith("fine-tuning")}
-    lines += ["", "Training comes on top: one epoch of fine-tuning the Grad-CAM ResNet18 on all 112,120 images at "
-              "224 px takes " + ", ".join(f"{FULL_SET / rate / 3600:.1f} h ({p})" for p, rate in tune.items())
+    tune = {f"{r['task'].split(',')[0][len('fine-tuning '):]}, {r['precision']}": r["img/s"]
+            for r in rows if r["task"].startswith("fine-tuning")}
+    lines += ["", "Training comes on top: one epoch of fine-tuning on all 112,120 images at 224 px takes "
+              + ", ".join(f"{FULL_SET / rate / 3600:.1f} h ({p})" for p, rate in tune.items())
               + " here, times the epochs (5 by default) and the cross-fitting folds plus one (4 with cv=3)."]
-    features = 512 + 2 * n_texture + 64  # ResNet18, LBP + HOG of whole image and lung crop, an 8x8 pooled map
+    features = 2 * 2560 + 2 * n_texture + 64  # Lite0 avgmax and LBP + HOG of whole image and lung crop, 8x8 map
     stack_gb = FULL_SET * 224 * 224 * 4 / 1e9
     lines += [
         "",

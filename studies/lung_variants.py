@@ -90,6 +90,17 @@ def foldwise_delta(Y, P, base, folds, mask, W):
     return {"delta": float(point), "delta_ci": np.nanpercentile(boot, [2.5, 97.5]).tolist()}
 
 
+def auc_table(auc, inner_mean, baseline) -> list[str]:
+    """Markdown rows: each model's mean inner-CV criterion, then its macro-AUC and Δ per scope (``summarise``)."""
+    lines = ["| model | inner | pooled | " + " | ".join(f"within {s}" for s in SOURCES) + " |",
+             "|---|---|---|" + "---|" * len(SOURCES)]
+    for name, r in auc.items():
+        inner = f"{inner_mean[name]:.4f}" if name in inner_mean else ""
+        lines.append(f"| {name} | {inner} | "
+                     + " | ".join(_fmt(r[s], delta=name != baseline) for s in ("pooled", *SOURCES)) + " |")
+    return lines
+
+
 def within_source_auc(Y, P, source):
     return float(np.mean([macro_auc_score(Y[source == s], P[source == s]) for s in SOURCES]))
 
@@ -173,12 +184,7 @@ def write_report(partitions, nested, default, seconds):
              *(f"Picks per outer fold, {pool}: " + "; ".join(chosen) for pool, chosen in first["picks"].items()), "",
              "Macro-AUC [95 % patient-bootstrap CI] | Δ vs the classical pipeline [paired CI]; "
              "'inner' is the mean inner-CV criterion over the outer folds:", "",
-             "| model | inner | pooled | " + " | ".join(f"within {s}" for s in SOURCES) + " |",
-             "|---|---|---|" + "---|" * len(SOURCES)]
-    for name, r in first["auc"].items():
-        inner = f"{first['inner_mean'][name]:.4f}" if name in first["inner_mean"] else ""
-        lines.append(f"| {name} | {inner} | "
-                     + " | ".join(_fmt(r[s], delta=name != CLASSICAL) for s in ("pooled", *SOURCES)) + " |")
+             *auc_table(first["auc"], first["inner_mean"], CLASSICAL)]
     lines += ["", "## Every partition: the nested choices and the pipeline's defaults", "",
               f"The defaults ({default}) are the `concat` pick most folds of partition {PARTITIONS[0]} made; on "
               "the other partitions their row saw the same images as that choice, while the nested rows are the "

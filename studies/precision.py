@@ -14,7 +14,7 @@ All in ONE process, so the two precisions meet the same machine state:
      ``--cam-n`` of the images (fine-tuning is fp32 either way, not timed):
      img/s both ways, max abs difference relative to the largest map value,
      correlation; and the same for every label's map on the 7x7 ``layer4``
-     grid (:func:`skcxr.explain.resnet_cams`) and for the logits;
+     grid (:func:`skcxr.explain.cnn_cams`) and for the logits;
    - the shipped lung U-Net (``load_lung_unet()``, 128 px, maps returned at
      224 px): img/s both ways, max abs difference, correlation, and the Dice of
      the bf16 masks against the fp32 masks.
@@ -137,7 +137,7 @@ def race(name: str, runs: dict, n_images: int, rounds: int, log) -> tuple[dict, 
 
 # --------------------------------------------------------------------------- parts
 def speed_part(args, stack, Y, groups, log) -> tuple[pd.DataFrame, dict]:
-    from skcxr.explain import GradCAM, resnet_cams
+    from skcxr.explain import GradCAM, cnn_cams
     from skcxr.features import ResNetEmbedder
     from skcxr.neural import numpy_state
     from skcxr.segmentation import load_lung_unet
@@ -165,8 +165,8 @@ def speed_part(args, stack, Y, groups, log) -> tuple[pd.DataFrame, dict]:
     agreement["GradCAM maps (predicted labels, 224 px)"]["per-map r min (maps that vary)"] = _per_map_min_r(
         out["fp32"], out["bf16"])
     # Every label's map on the layer4 grid, and the logits: what the maps above are made of.
-    states = numpy_state(cam.cnn_.model_.state_dict()), numpy_state(cam.cnn_.head_.state_dict())
-    grids = {p: resnet_cams(stack, *states, image_size=224, batch_size=args.batch_size, precision=p)
+    states = cam.cnn_.model_, numpy_state(cam.cnn_.head_.state_dict())
+    grids = {p: cnn_cams(stack, *states, image_size=224, batch_size=args.batch_size, precision=p)
              for p in PRECISIONS}
     agreement["GradCAM grids (all labels, 7x7)"] = map_agreement(grids["fp32"][0], grids["bf16"][0])
     agreement["GradCAM grids (all labels, 7x7)"]["per-map r min (maps that vary)"] = _per_map_min_r(

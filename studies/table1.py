@@ -65,7 +65,7 @@ from skcxr.evaluation import holdout_report
 from skcxr.features import ResNetEmbedder
 from skcxr.metrics import SCORERS, macro_auc_score, tune_thresholds
 from skcxr.model_selection import MultilabelStratifiedGroupKFold
-from skcxr.neural import MLP, DeeperMLP, MultilabelNeuralNetClassifier, cached_fine_tune_resnet
+from skcxr.neural import MLP, DeeperMLP, MultilabelNeuralNetClassifier, cached_fine_tune_cnn
 from skcxr.nn import ResNet18Classifier
 from skcxr.nn.training import seed_from
 from skcxr.pipelines import make_classical_pipeline, make_hybrid_pipeline, make_logistic_regression
@@ -110,7 +110,7 @@ def out_of_fold_head(embedder, images, Y, groups):
     oof, folds = np.zeros(Y.shape, dtype=np.float32), []
     for k, ((train, test), seed) in enumerate(zip(cv.split(images, Y, groups), seeds)):
         start = time.perf_counter()
-        state, history = cached_fine_tune_resnet(
+        state, history = cached_fine_tune_cnn(
             embedder.memory, images[train], Y[train], groups=groups[train], weights=embedder.weights,
             fine_tune=embedder.fine_tune, epochs=embedder.epochs, lr=embedder.lr, batch_size=embedder.batch_size,
             augment=embedder.augment, patience=embedder.patience, random_state=seed, device=embedder.device)

@@ -18,7 +18,8 @@ from skcxr.features import ResNetEmbedder
 from skcxr.fusion import AttentionMaps
 from skcxr.neural import ResNetFineTuner
 from skcxr.nn import UNet
-from skcxr.pipelines import ATTENTION_C, LUNG_MARGIN, make_attention_pipeline, make_classical_pipeline
+from skcxr.pipelines import (ATTENTION_C, BACKBONE, LUNG_MARGIN, POOLING, make_attention_pipeline,
+                             make_classical_pipeline)
 from skcxr.preprocessing import CXRPreprocessor
 from skcxr.segmentation import UNetSegmenter
 
@@ -67,10 +68,15 @@ def _count(monkeypatch, owner, name):
 def test_changing_lam_or_the_classifier_recomputes_no_mask_and_no_cam(data, unet_file, tmp_path, monkeypatch):
     unet = _count(monkeypatch, UNet, "forward")
     tune = _count(monkeypatch, ResNetFineTuner, "fit")
-    cams = _count(monkeypatch, explain, "_layer4")
+    cams = _count(monkeypatch, explain, "_closed_form")
     pipe = make_attention_pipeline(segmenter=unet_file, cnn=_cnn(), size=SIZE, memory=tmp_path, random_state=0)
-    params = pipe.get_params()  # the defaults chosen by nested CV (studies/lung_variants.py)
+    params = pipe.get_params()  # the defaults chosen by nested CV (studies/pretrained_defaults.py, lung_variants.py)
     assert (params["clf__estimator__C"], params["features__lungs__region__margin"]) == (ATTENTION_C, LUNG_MARGIN)
+    for branch in ("features__cnn", "features__lungs__features__cnn"):  # the frozen ImageNet CNN, whole and lungs
+        assert (params[f"{branch}__backbone"], params[f"{branch}__weights"], params[f"{branch}__pooling"]) == (
+            BACKBONE, "imagenet", POOLING)
+    default_cam = make_attention_pipeline(segmenter=unet_file).get_params()["features__attention__maps__cam__cnn"]
+    assert (default_cam.backbone, default_cam.weights, default_cam.fine_tune) == (BACKBONE, "imagenet", "last")
     with sklearn.config_context(enable_metadata_routing=True):
         pipe.fit(data.images, data.Y, groups=data.patient_ids)
         first = pipe.predict_proba(data.images)

@@ -23,6 +23,7 @@ from sklearn.utils import check_random_state
 import skcxr
 from skcxr import _cache
 from skcxr._cache import ContentMemory, check_memory, file_fingerprint
+from skcxr.features import CNNEmbedder
 from skcxr.pipelines import make_classical_pipeline, make_hybrid_pipeline
 from skcxr.preprocessing import CXRPreprocessor
 
@@ -330,8 +331,8 @@ def test_hybrid_pipeline_with_random_resnet_is_not_cached(tmp_path, one_torch_th
     location = tmp_path / "cache"
 
     def fit(random_state):
-        pipe = make_hybrid_pipeline(size=32, texture=False, memory=location, classifier=Recorder(),
-                                    random_state=random_state)
+        cnn = CNNEmbedder(image_size=32, random_state=random_state)  # a ResNet18 from random weights
+        pipe = make_hybrid_pipeline(cnn, size=32, texture=False, memory=location, classifier=Recorder())
         assert pipe.named_steps["features"].transformer_list[0][1].memory is None  # one cache layer
         return pipe.fit(X).named_steps["features"].transform(pipe.named_steps["prep"].transform(X))
 

@@ -62,7 +62,7 @@ def test_demo_reports_tuned_thresholds_intervals_and_writes_files(capsys, tmp_pa
         per_class = pd.read_csv(out / results[name]["per_class_file"], index_col=0)
         assert {"AUC", "F1", "F1 (tuned)", "threshold (tuned)"} <= set(per_class.columns)
     assert sorted(p.name for p in out.glob("per_class_*.csv")) == [
-        "per_class_hybrid-lbp-hog-resnet18.csv", "per_class_hybrid-mlp-lbp-hog-resnet18.csv",
+        "per_class_hybrid-lbp-hog-efficientnet-lite0.csv", "per_class_hybrid-mlp-lbp-hog-efficientnet-lite0.csv",
         "per_class_logistic-regression-lbp-hog.csv"]
     assert not list(out.glob(".skcxr-write-test-*"))
 

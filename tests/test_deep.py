@@ -17,7 +17,7 @@ from skcxr.datasets.phantoms import make_phantoms
 from skcxr import neural
 from skcxr.features import deep
 from skcxr.features.deep import ResNetEmbedder
-from skcxr.neural import cached_fine_tune_resnet
+from skcxr.neural import cached_fine_tune_cnn
 from skcxr.nn import DEFAULT_AUGMENT, ResNet18Classifier, augment, load_resnet18_weights
 from skcxr.preprocessing import CXRPreprocessor
 
@@ -127,9 +127,9 @@ def test_transform_shape_dtype_determinism_and_names(device_close):
         unfused = emb.model_.eval()(torch.from_numpy(X).unsqueeze(1)).numpy()
     np.testing.assert_allclose(Z, unfused, **device_close)
 
-    assert list(emb.get_feature_names_out()[[0, -1]]) == ["resnet_0", "resnet_511"]
+    assert list(emb.get_feature_names_out()[[0, -1]]) == ["cnn_0", "cnn_511"]
     frame = emb.set_output(transform="pandas").transform(X)
-    assert frame.shape == (5, 512) and frame.columns[-1] == "resnet_511"
+    assert frame.shape == (5, 512) and frame.columns[-1] == "cnn_511"
     # A stack of another size is resized to image_size.
     assert ResNetEmbedder(image_size=SIZE, random_state=0).fit(X).transform(_random_stack(2, 48)).shape == (2, 512)
 
@@ -197,7 +197,7 @@ def test_memory_caches_fine_tuning_shared_and_keyed_on_params(tmp_path, phantoms
     uncached = pickle.loads(pickle.dumps(first)).set_params(memory=None)
     np.testing.assert_array_equal(uncached.transform(X), cached)
     # Another caller of the shared function gets the same network without training.
-    state, history = cached_fine_tune_resnet(
+    state, history = cached_fine_tune_cnn(
         str(tmp_path), X, Y, weights=None, fine_tune="layer4", epochs=1, lr=1e-4, batch_size=16,
         augment=True, patience=3, random_state=0, device="cpu", verbose=0,
     )  # fmt: skip
@@ -236,7 +236,7 @@ def test_save_load(tuned, phantoms, tmp_path):
     start = ResNetEmbedder(weights=path, image_size=SIZE).fit(X)
     np.testing.assert_array_equal(start.transform(X), tuned.transform(X))
     torch.save({"a": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a file written by ResNetEmbedder.save"):
+    with pytest.raises(ValueError, match="not a file written by CNNEmbedder.save"):
         ResNetEmbedder.load(tmp_path / "other.pt")
 
 
@@ -247,7 +247,7 @@ def test_fit_without_fine_tuning_needs_no_y_and_has_no_head():
     assert not hasattr(emb, "predict_proba")
     with pytest.raises(AttributeError) as excinfo:
         emb.predict_proba(X)
-    assert "fine_tune='layer4' or 'all'" in str(excinfo.value.__cause__)
+    assert "fine_tune='last' or 'all'" in str(excinfo.value.__cause__)
     with pytest.raises(ValueError, match="needs Y"):
         ResNetEmbedder(fine_tune="all", image_size=SIZE).fit(X)
     with pytest.raises(NotFittedError):
@@ -302,7 +302,7 @@ def test_cross_fitting_gives_each_patient_probabilities_of_a_network_that_never_
     emb = ResNetEmbedder(cv=3, **params)
     crossed = emb.fit_transform(X, Y, groups=patients)
     assert crossed.shape == (36, Y.shape[1]) and ((crossed >= 0) & (crossed <= 1)).all()
-    assert list(emb.get_feature_names_out()[:2]) == ["resnet_proba_0", "resnet_proba_1"]
+    assert list(emb.get_feature_names_out()[:2]) == ["cnn_proba_0", "cnn_proba_1"]
     assert len(trained_on) == 4 and trained_on[0] == set(patients)  # the full fit, then one per fold
     folds = [set(patients) - seen for seen in trained_on[1:]]
     assert sorted(p for fold in folds for p in fold) == sorted(set(patients))  # every patient held out once

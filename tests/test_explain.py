@@ -21,7 +21,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from skcxr import explain, neural
-from skcxr.explain import GradCAM, resnet_cams
+from skcxr.explain import GradCAM, cnn_cams
 from skcxr.features.deep import ResNetEmbedder
 from skcxr.nn import resnet18_1ch
 
@@ -75,7 +75,7 @@ def random_net():
 
 
 def _states(backbone, head):
-    return neural.numpy_state(backbone.state_dict()), neural.numpy_state(head.state_dict())
+    return backbone, neural.numpy_state(head.state_dict())
 
 
 def _pearson(a, b):
@@ -85,8 +85,8 @@ def _pearson(a, b):
 # --------------------------------------------------------------------------- maps
 def test_closed_form_and_autograd_agree_on_a_random_network(random_net, device_close):
     backbone, head, X = random_net
-    closed, logits = resnet_cams(X, *_states(backbone, head), image_size=128)
-    auto, auto_logits = resnet_cams(X, *_states(backbone, head), image_size=128, method="autograd", batch_size=3)
+    closed, logits = cnn_cams(X, *_states(backbone, head), image_size=128)
+    auto, auto_logits = cnn_cams(X, *_states(backbone, head), image_size=128, method="autograd", batch_size=3)
     assert closed.shape == (4, 4, 4, 4) and closed.dtype == np.float32
     assert (closed > 0).mean() > 0.2 and (closed == 0).mean() > 0.2  # ReLU cuts part of each map
     tol = {"rtol": device_close["rtol"], "atol": device_close["atol"] * closed.max()}  # maps are about 0.05 here
@@ -95,7 +95,7 @@ def test_closed_form_and_autograd_agree_on_a_random_network(random_net, device_c
     with torch.no_grad():  # the logits are the network's own (BatchNorm unfolded, contiguous)
         np.testing.assert_allclose(logits, head(backbone(torch.from_numpy(X)[:, None])).numpy(), **device_close)
     with pytest.raises(ValueError, match="closed_form"):
-        resnet_cams(X, *_states(backbone, head), method="gradient")
+        cnn_cams(X, *_states(backbone, head), method="gradient")
 
 
 def test_maps_match_pytorch_grad_cam_before_its_scaling(random_net, device_close):
@@ -112,7 +112,7 @@ def test_maps_match_pytorch_grad_cam_before_its_scaling(random_net, device_close
         raw.append(np.maximum(reference.get_cam_image(x, layer, targets, acts.numpy(), grads.numpy()), 0))
     raw = np.stack(raw, 1)  # (n, L, 4, 4)
 
-    ours, _ = resnet_cams(X, *_states(backbone, head), image_size=128)
+    ours, _ = cnn_cams(X, *_states(backbone, head), image_size=128)
     np.testing.assert_allclose(ours, raw, rtol=device_close["rtol"], atol=device_close["atol"] * raw.max())
     # At full size: GradCAM (normalize=None) against its raw maps resized as it resizes them (cv2, bilinear).
     cam = GradCAM(_cnn(128), target="all", normalize=None, precision="fp32").fit(_images(8, 128), _labels(8, 4))
@@ -208,7 +208,7 @@ def test_parameters_are_checked(data):
         GradCAM(_cnn()).fit(X)
     calls = []
     with pytest.MonkeyPatch.context() as mp:  # an unknown label fails before any training
-        mp.setattr(neural, "fine_tune_resnet", lambda *a, **k: calls.append(1))
+        mp.setattr(neural, "fine_tune_cnn", lambda *a, **k: calls.append(1))
         with pytest.raises(ValueError, match="'Mass' is not a label"):
             GradCAM(_cnn(), target="Mass").fit(X, Y)
     assert not calls
@@ -225,26 +225,26 @@ def test_clone_and_pickle_round_trip(fitted, data):
 
 # --------------------------------------------------------------------------- caching
 CALLS = {"fine_tune": 0, "cams": 0}
-_fine_tune_resnet, _resnet_cams = neural.fine_tune_resnet, explain.resnet_cams
+_fine_tune_cnn, _cnn_cams = neural.fine_tune_cnn, explain.cnn_cams
 
 
-@functools.wraps(_fine_tune_resnet)
+@functools.wraps(_fine_tune_cnn)
 def counting_fine_tune(*args, **kwargs):
     CALLS["fine_tune"] += 1
-    return _fine_tune_resnet(*args, **kwargs)
+    return _fine_tune_cnn(*args, **kwargs)
 
 
-@functools.wraps(_resnet_cams)
+@functools.wraps(_cnn_cams)
 def counting_cams(*args, **kwargs):
     CALLS["cams"] += 1
-    return _resnet_cams(*args, **kwargs)
+    return _cnn_cams(*args, **kwargs)
 
 
 @pytest.fixture
 def counting(monkeypatch):
     """Count the calls that really run (the cache keys on these module-level wrappers, not on a counter)."""
-    monkeypatch.setattr(neural, "fine_tune_resnet", counting_fine_tune)
-    monkeypatch.setattr(explain, "resnet_cams", counting_cams)
+    monkeypatch.setattr(neural, "fine_tune_cnn", counting_fine_tune)
+    monkeypatch.setattr(explain, "cnn_cams", counting_cams)
     monkeypatch.setitem(CALLS, "fine_tune", 0)
     monkeypatch.setitem(CALLS, "cams", 0)
     return CALLS

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SIZE, FOLDS, CAM_FOLDS = 48, 3, 2
 GRID = {"fusion__lam": [0.25, 0.5, 0.75], "clf__module__dropout": [0.2, 0.4, 0.6]}
-HEAVY = ("skcxr.segmentation.segment", "skcxr.neural.fine_tune_resnet", "skcxr.explain.resnet_cams")
+HEAVY = ("skcxr.segmentation.segment", "skcxr.neural.fine_tune_cnn", "skcxr.explain.cnn_cams")
 
 
 def _pipe(memory):
@@ -66,7 +66,7 @@ def test_grid_computes_maps_finetunings_and_cams_once_per_fold_in_workers_and_ne
     stats = memory.stats()
     events = {name: _events(stats, name) for name in HEAVY}
     # Per training fold: the GradCAM network on the whole fold and one per cross-fitting fold.
-    assert events["skcxr.neural.fine_tune_resnet"] == {"miss": FOLDS * (1 + CAM_FOLDS)}
+    assert events["skcxr.neural.fine_tune_cnn"] == {"miss": FOLDS * (1 + CAM_FOLDS)}
     # Per fold: the training and the test images' lung maps; the 8 other candidates read the test maps back
     # (their training maps come with the Pipeline's cached step, which asks for nothing inside it).
     segment = events["skcxr.segmentation.segment"]

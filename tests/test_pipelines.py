@@ -16,7 +16,8 @@ from skcxr.features import ResNetEmbedder
 from skcxr.metrics import SCORERS, multilabel_report
 from skcxr.model_selection import MultilabelStratifiedGroupKFold
 from skcxr.neural import MLP, DeeperMLP, MultilabelNeuralNetClassifier
-from skcxr.pipelines import DEFAULT_C, make_classical_pipeline, make_hybrid_pipeline, make_logistic_regression
+from skcxr.pipelines import (BACKBONE, HYBRID_C, POOLING, make_classical_pipeline, make_hybrid_pipeline,
+                             make_logistic_regression)
 from skcxr.preprocessing import CXRPreprocessor
 
 
@@ -49,14 +50,19 @@ def test_classifier_swaps_in_one_line(phantoms):
 def test_hybrid_pipeline_fits_and_round_trips(phantoms, tmp_path):
     train, test = phantoms
     pipe = make_hybrid_pipeline(size=64, random_state=0)
-    assert pipe.named_steps["clf"].estimator.C == DEFAULT_C  # the default chosen by nested CV
+    params = pipe.get_params()  # the defaults chosen by nested CV (studies/pretrained_defaults.py)
+    assert params["clf__estimator__C"] == HYBRID_C
+    assert (params["features__cnn__backbone"], params["features__cnn__weights"]) == (BACKBONE, "imagenet")
+    assert (params["features__cnn__pooling"], params["features__cnn__fine_tune"]) == (POOLING, None)
     pipe.fit(train.images, train.Y)
     proba = pipe.predict_proba(test.images)
     assert proba.shape == (len(test.images), train.Y.shape[1])
     assert multilabel_report(test.Y, proba).macro_auc > 0.6
     restored = pickle.loads(pickle.dumps(pipe))
     np.testing.assert_allclose(restored.predict_proba(test.images), proba, atol=1e-6)
-    assert pipe.named_steps["features"].get_feature_names_out()[-1] == "cnn__resnet_511"
+    n_cnn = dict(pipe.named_steps["features"].transformer_list)["cnn"].n_features_out_
+    assert n_cnn == {"avg": 1, "avgmax": 2}[POOLING] * 1280
+    assert pipe.named_steps["features"].get_feature_names_out()[-1] == f"cnn__cnn_{n_cnn - 1}"
 
 
 FITS = collections.Counter()  # module level: survives joblib pickling the estimators
@@ -97,7 +103,7 @@ def test_grid_over_dropout_and_classifier_reuses_cached_features(phantoms, tmp_p
     assert len(scores) == 5 and np.isfinite(scores).all()
     # 5 candidates x 2 folds + the refit = 11 pipeline fits, but only 3 training sets (2 folds + all):
     # each step is fitted once per training set, the other 8 fits are served from the cache.
-    assert FITS == {"CXRPreprocessor": 3, "ResNetEmbedder": 3}, FITS
+    assert FITS == {"CXRPreprocessor": 3, "CNNEmbedder": 3}, FITS
 
 
 def test_memory_is_content_keyed_and_one_layer(tmp_path):

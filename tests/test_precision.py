@@ -18,7 +18,7 @@ from skcxr import _torch, explain
 from skcxr._cache import check_memory
 from skcxr._torch import cpu_has_bf16, resolve_precision
 from skcxr.datasets import make_phantoms
-from skcxr.explain import GradCAM, resnet_cams
+from skcxr.explain import GradCAM, cnn_cams
 from skcxr.features import ResNetEmbedder
 from skcxr.features import deep
 from skcxr.neural import numpy_state
@@ -150,12 +150,12 @@ def test_embeddings_float32_close_to_fp32_and_repeatable():
 
 def test_cached_functions_refuse_an_unresolved_precision():
     X = _images(2, 32)
-    state = numpy_state(resnet18_1ch().state_dict())
+    state = resnet18_1ch()
     with pytest.raises(ValueError, match="resolved"):
-        deep.embed_resnet(X, state, image_size=32, precision="auto")
+        deep.embed_cnn(X, state, image_size=32, precision="auto")
     head = {"weight": np.zeros((2, 512), np.float32), "bias": np.zeros(2, np.float32)}
     with pytest.raises(ValueError, match="resolved"):
-        resnet_cams(X, state, head, image_size=32, precision="auto")
+        cnn_cams(X, state, head, image_size=32, precision="auto")
 
 
 @pytest.fixture(scope="module")
@@ -182,11 +182,11 @@ def test_head_probabilities_float32_close_to_fp32(cam):
 def test_gradcam_logits_are_the_head_probabilities_at_either_precision(cam, device_close):
     """Under bf16 too, Grad-CAM's logits (float32 means of the maps) and predict_proba's agree."""
     cam, X = cam
-    states = numpy_state(cam.cnn_.model_.state_dict()), numpy_state(cam.cnn_.head_.state_dict())
+    states = cam.cnn_.model_, numpy_state(cam.cnn_.head_.state_dict())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         for precision in ("fp32", "bf16"):
-            _, logits = resnet_cams(X, *states, image_size=64, batch_size=8, precision=precision)
+            _, logits = cnn_cams(X, *states, image_size=64, batch_size=8, precision=precision)
             proba = copy.deepcopy(cam.cnn_).set_params(precision=precision, batch_size=8).predict_proba(X)
             np.testing.assert_allclose(proba, 1 / (1 + np.exp(-logits)), **device_close)
 
@@ -208,12 +208,12 @@ def test_closed_form_and_autograd_agree_under_bf16():
     X = _images(3, 128)
     torch.manual_seed(0)
     backbone, head = resnet18_1ch().eval(), torch.nn.Linear(512, 3)
-    states = numpy_state(backbone.state_dict()), numpy_state(head.state_dict())
+    states = backbone, numpy_state(head.state_dict())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        closed, logits = resnet_cams(X, *states, image_size=128, precision="bf16")
-        auto, auto_logits = resnet_cams(X, *states, image_size=128, method="autograd", precision="bf16")
-    fp32, fp32_logits = resnet_cams(X, *states, image_size=128, precision="fp32")
+        closed, logits = cnn_cams(X, *states, image_size=128, precision="bf16")
+        auto, auto_logits = cnn_cams(X, *states, image_size=128, method="autograd", precision="bf16")
+    fp32, fp32_logits = cnn_cams(X, *states, image_size=128, precision="fp32")
     assert closed.dtype == logits.dtype == np.float32
     np.testing.assert_allclose(auto, closed, rtol=1e-4, atol=1e-5 * closed.max())  # both from the same bf16 A
     np.testing.assert_allclose(auto_logits, logits, rtol=1e-4, atol=1e-5)
@@ -223,14 +223,14 @@ def test_closed_form_and_autograd_agree_under_bf16():
 def test_gradcam_fit_learns_its_scale_at_the_transform_precision(cam, monkeypatch):
     cam, X = cam
     seen = []
-    original = explain.resnet_cams
+    original = explain.cnn_cams
 
     @functools.wraps(original)
     def recording(*args, **kwargs):
         seen.append(kwargs["precision"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(explain, "resnet_cams", recording)
+    monkeypatch.setattr(explain, "cnn_cams", recording)
     monkeypatch.setattr(_torch, "cpu_has_bf16", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     fitted = copy.deepcopy(cam).set_params(normalize="fitted", precision="auto")
@@ -256,21 +256,21 @@ def test_unet_maps_float32_close_to_fp32_and_repeatable():
 
 
 # --------------------------------------------------------------------------- cache keys
-_embed_resnet = deep.embed_resnet
+_embed_cnn = deep.embed_cnn
 EMBED_CALLS = []
 
 
-@functools.wraps(_embed_resnet)  # module-level, no closure: the cache can key it (as it keys embed_resnet)
+@functools.wraps(_embed_cnn)  # module-level, no closure: the cache can key it (as it keys embed_cnn)
 def counting_embed(*args, **kwargs):
     EMBED_CALLS.append(kwargs["precision"])
-    return _embed_resnet(*args, **kwargs)
+    return _embed_cnn(*args, **kwargs)
 
 
 def test_cache_never_serves_a_bf16_result_to_an_fp32_request(tmp_path, monkeypatch):
     X = _images(4)
     calls = EMBED_CALLS
     calls.clear()
-    monkeypatch.setattr(deep, "embed_resnet", counting_embed)
+    monkeypatch.setattr(deep, "embed_cnn", counting_embed)
     emb = ResNetEmbedder(image_size=64, random_state=0, memory=str(tmp_path)).fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -298,8 +298,8 @@ def test_unet_and_gradcam_cache_keys_hold_the_resolved_precision(tmp_path, monke
     kw = dict(depth=seg.depth, base_width=seg.base_width, image_size=seg.image_size)
     assert run.cache_key(X, state, precision="fp32", **kw) != run.cache_key(X, state, precision="bf16", **kw)
 
-    cams = memory.cache(resnet_cams, ignore=["batch_size", "device", "verbose"])
-    states = numpy_state(cam.cnn_.model_.state_dict()), numpy_state(cam.cnn_.head_.state_dict())
+    cams = memory.cache(cnn_cams, ignore=["batch_size", "device", "verbose"])
+    states = cam.cnn_.model_, numpy_state(cam.cnn_.head_.state_dict())
     assert cams.cache_key(X, *states, image_size=64, precision="fp32") != cams.cache_key(
         X, *states, image_size=64, precision="bf16")
 
@@ -313,7 +313,7 @@ def test_auto_in_a_step_is_keyed_on_what_it_resolves_to(monkeypatch, tmp_path):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
         for est in (ResNetEmbedder(random_state=0), GradCAM(), UNetSegmenter(random_state=0)):
             keys[type(est).__name__, has_bf16] = (joblib.hash(est), cached.cache_key(est))
-    for name in ("ResNetEmbedder", "GradCAM", "UNetSegmenter"):
+    for name in ("CNNEmbedder", "GradCAM", "UNetSegmenter"):
         assert keys[name, True][0] != keys[name, False][0]
         assert keys[name, True][1] != keys[name, False][1]
     # An explicit precision is a parameter like any other: the same key on every machine.

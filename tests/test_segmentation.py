@@ -192,7 +192,8 @@ def test_masks_of_different_sizes_load_from_files_and_fp16_states_build_float32_
     from PIL import Image
 
     from skcxr.features import ResNetEmbedder
-    from skcxr.nn.resnet import build_backbone, resnet18_1ch
+    from skcxr.nn.backbones import build_cnn
+    from skcxr.nn.resnet import resnet18_1ch
     from skcxr.segmentation import _resized_masks
 
     paths = []
@@ -204,7 +205,7 @@ def test_masks_of_different_sizes_load_from_files_and_fp16_states_build_float32_
     masks = _resized_masks(np.asarray(paths, dtype=object), 32)
     assert masks.shape == (2, 32, 32) and 0 <= masks.min() and masks.max() == 1
     half = {k: v.half() if v.is_floating_point() else v for k, v in resnet18_1ch().state_dict().items()}
-    assert build_backbone(half).conv1.weight.dtype == torch.float32
+    assert build_cnn("resnet18", half).conv1.weight.dtype == torch.float32
     torch.save(half, tmp_path / "half.pt")
     X = np.zeros((2, 32, 32), np.float32)
     assert ResNetEmbedder(weights=str(tmp_path / "half.pt"), image_size=32).fit(X).transform(X).dtype == np.float32

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from .texture import HOGFeatures, LBPFeatures
 
-__all__ = ["LBPFeatures", "HOGFeatures", "ResNetEmbedder"]
+__all__ = ["LBPFeatures", "HOGFeatures", "CNNEmbedder", "ResNetEmbedder"]
 
 
 def __getattr__(name):
-    # ResNetEmbedder needs torch. Importing it on first use keeps torch out of
-    # processes that only compute texture features (the joblib workers of
-    # LBPFeatures/HOGFeatures), which would otherwise each load it.
-    if name == "ResNetEmbedder":
-        from .deep import ResNetEmbedder
+    # CNNEmbedder (and its former name ResNetEmbedder) needs torch. Importing it on first use keeps torch out
+    # of processes that only compute texture features (the joblib workers of LBPFeatures/HOGFeatures), which
+    # would otherwise each load it.
+    if name in ("CNNEmbedder", "ResNetEmbedder"):
+        from . import deep
 
-        return ResNetEmbedder
+        return getattr(deep, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

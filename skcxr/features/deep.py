@@ -1,9 +1,10 @@
-"""ResNet18 embeddings of chest X-rays: the transformer :class:`ResNetEmbedder`.
+"""CNN embeddings of chest X-rays: the transformer :class:`CNNEmbedder` (formerly ``ResNetEmbedder``).
 
-A 1-channel ResNet18 (:mod:`skcxr.nn.resnet`) wrapped as a scikit-learn
-transformer: ``transform`` returns the 512-d global-average-pooled ``layer4``
-output, ``fit`` optionally fine-tunes the network on a multi-label ``Y``
-through skcxr's one skorch stack (:func:`skcxr.neural.cached_fine_tune_resnet`,
+A 1-channel CNN backbone (:mod:`skcxr.nn.backbones`: ResNet18, ImageNet
+EfficientNet-Lite0/2 that load offline, any timm or torchvision architecture)
+wrapped as a scikit-learn transformer: ``transform`` returns its pooled last
+feature map, ``fit`` optionally fine-tunes the network on a multi-label ``Y``
+through skcxr's one skorch stack (:func:`skcxr.neural.cached_fine_tune_cnn`,
 shared with every other estimator that needs the same network), and
 ``fit_transform`` can cross-fit: each training image is embedded by a network
 that did not train on it, as scikit-learn's ``TargetEncoder`` does for its
@@ -32,67 +33,63 @@ from .._cache import check_memory
 from .._torch import TorchEstimatorMixin, forward, load_images, training_precision
 from .._validation import check_image_stack, check_multilabel_Y, image_stack_tags, is_path_array
 from ..model_selection import MultilabelStratifiedGroupKFold
-from ..neural import cached_fine_tune_resnet, numpy_state
-from ..nn import N_FEATURES, ResNet18Classifier, augment_params, load_resnet18_weights
-from ..nn.resnet import EMBEDDER_FORMAT, build_backbone, fused_for_inference
+from ..neural import cached_fine_tune_cnn
+from ..nn import augment_params
+from ..nn.backbones import backbone_name, build_cnn
+from ..nn.resnet import EMBEDDER_FORMAT, CNNClassifier, for_inference
 from ..nn.training import seed_from
 
 #: Fine-tuning batch of ``batch_size=None``.
 _TRAIN_BATCH = 32
 
-__all__ = ["ResNetEmbedder", "embed_resnet"]
+__all__ = ["CNNEmbedder", "ResNetEmbedder", "embed_cnn"]
+
+#: The values of ``pooling``.
+POOLINGS = ("avg", "avgmax")
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
-def embed_resnet(X, backbone_state: Mapping, *, image_size=224, batch_size=None, device="auto", precision="fp32",
-                 n_jobs=None, verbose=0) -> np.ndarray:
-    """512-d ResNet18 embeddings of X (paths or a preprocessed stack) with the given backbone weights.
+def embed_cnn(X, backbone: torch.nn.Module, *, pooling="avg", image_size=224, batch_size=None, device="auto",
+              precision="fp32", n_jobs=None, verbose=0) -> np.ndarray:
+    """Pooled feature maps of X (paths or a preprocessed stack) under a backbone module.
 
-    The cacheable form of :meth:`ResNetEmbedder.transform` (weights as numpy
-    arrays, so the cache hashes them by content). ``precision`` is resolved,
-    ``"fp32"`` or ``"bf16"`` (:class:`ResNetEmbedder` passes
-    ``resolve_precision(self.precision, self.device)``), so the cache key
+    The cacheable form of :meth:`CNNEmbedder.transform` (the cache hashes the
+    module's tensors by content). ``pooling="avg"``: the map's mean over
+    positions, ``(n, C)``; ``"avgmax"``: its mean, then its maximum,
+    ``(n, 2C)``; both in float32 from the (possibly bf16) map.
+    ``precision`` is resolved, ``"fp32"`` or ``"bf16"``, so the cache key
     holds the arithmetic actually used.
 
     Examples
     --------
     >>> import numpy as np
     >>> from skcxr.nn import resnet18_1ch
-    >>> state = {k: v.numpy() for k, v in resnet18_1ch().state_dict().items()}
-    >>> embed_resnet(np.zeros((2, 32, 32), np.float32), state, image_size=32).shape
-    (2, 512)
+    >>> embed_cnn(np.zeros((2, 32, 32), np.float32), resnet18_1ch(), image_size=32, pooling="avgmax").shape
+    (2, 1024)
     """
-    net = _inference_backbone(build_backbone(backbone_state))
+    net = _Pooled(for_inference(backbone), pooling)
     return forward(net, X, image_size=image_size, batch_size=batch_size, device=device, precision=precision,
-                   n_jobs=n_jobs, verbose=verbose, desc="ResNet18")
+                   n_jobs=n_jobs, verbose=verbose, desc=backbone_name(getattr(backbone, "name", backbone)))
 
 
-class _Float32Pool(torch.nn.Module):
-    """A pooling layer run in float32 also under bf16 autocast: features are means of the bf16 activations."""
+class _Pooled(torch.nn.Module):
+    """Backbone feature map -> mean (and max) over positions, in float32 also under bf16 autocast."""
 
-    def __init__(self, pool):
+    def __init__(self, backbone, pooling):
         super().__init__()
-        self.pool = pool
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}.")
+        self.backbone, self.pooling = backbone, pooling
 
     def forward(self, x):
-        with torch.autocast(x.device.type, enabled=False):
-            return self.pool(x.float())
-
-
-def _inference_backbone(backbone: torch.nn.Module) -> torch.nn.Module:
-    """A BatchNorm-folded copy of ``backbone`` whose global average pooling stays float32 under bf16 autocast.
-
-    In fp32 this computes exactly what the folded backbone does. Under bf16,
-    the convolutions run in bfloat16 and the 512 features are float32 means
-    of their ``layer4`` output, as :mod:`skcxr.explain` averages its maps, so
-    ``predict_proba`` and Grad-CAM's logits agree.
-    """
-    net = fused_for_inference(backbone)
-    net.avgpool = _Float32Pool(net.avgpool)
-    return net
+        A = self.backbone.feature_map(x)
+        with torch.autocast(A.device.type, enabled=False):
+            A = A.float()
+            pooled = [A.mean((-2, -1))] + ([A.amax((-2, -1))] if self.pooling == "avgmax" else [])
+            return torch.cat(pooled, 1)
 
 
 class _Proba(torch.nn.Module):
@@ -111,41 +108,56 @@ class _Proba(torch.nn.Module):
 def _has_head(est) -> bool:
     if est.fine_tune is None:
         raise AttributeError(
-            "predict_proba needs a classification head: ResNetEmbedder(fine_tune=None) has none. "
-            "Use fine_tune='layer4' or 'all' and fit with Y."
+            "predict_proba needs a classification head: CNNEmbedder(fine_tune=None) has none. "
+            "Use fine_tune='last' or 'all' and fit with Y."
         )
     return True
 
 
-class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
-    """512-d ResNet18 features of chest X-rays, optionally fine-tuned on the labels.
+class CNNEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
+    """Pooled CNN features of chest X-rays (ResNet18, ImageNet EfficientNet-Lite, ...), optionally fine-tuned.
 
-    A torchvision ResNet18 with a 1-channel first convolution (3-channel
-    weights are converted by summing the RGB kernels; see
-    :mod:`skcxr.nn.resnet` for the input scaling). ``transform`` returns the
-    global-average-pooled ``layer4`` output, computed in batches under
-    ``torch.inference_mode`` with BatchNorm folded into the convolutions and,
-    on CPU, channels_last.
+    A 1-channel backbone (:func:`skcxr.nn.backbones.build_cnn`; 3-channel
+    weights are converted by summing the RGB kernels, which is exact for
+    EfficientNet-Lite's input scaling, see :mod:`skcxr.nn.backbones`).
+    ``transform`` returns its last post-activation feature map, pooled,
+    computed in batches under ``torch.inference_mode`` (ResNets with
+    BatchNorm folded into the convolutions) and, on CPU, channels_last.
+    ``ResNetEmbedder`` is the same class under its former name.
 
     Parameters
     ----------
-    weights : None, str or path, default=None
-        None: random initialisation seeded by ``random_state``; a torchvision
-        weights name such as ``"IMAGENET1K_V1"`` (needs internet or torch's
-        download cache); or a local state-dict file (3-channel torchvision
-        ResNet18 or 1-channel skcxr, with or without ``fc``; a file written by
-        :meth:`save` also works), read with ``torch.load(weights_only=True)``.
-    fine_tune : {None, "layer4", "all"}, default=None
-        None: ``fit`` only builds the network (no ``Y`` needed). ``"layer4"``:
-        train ``layer4`` and a new linear head, other layers frozen and kept
-        in eval mode. ``"all"``: train every layer (the route to take without
-        pretrained weights). Training runs through
-        :class:`skcxr.neural.ResNetFineTuner`: balanced BCE, a 15 %
+    backbone : str or torch.nn.Module, default="resnet18"
+        ``"resnet18"``, ``"efficientnet_lite0"`` (1,280 features, trained at
+        224 px), ``"efficientnet_lite2"`` (1,280, 260 px), any torchvision or
+        timm architecture name, or a module mapping ``(b, 1, H, W)`` to a
+        post-activation map ``(b, C, h, w)``.
+    weights : None, "imagenet", str or path, default=None
+        None: random initialisation seeded by ``random_state``. ``"imagenet"``:
+        ImageNet weights read offline from an installed package
+        (EfficientNet-Lite0/2; other backbones say in one line that they have
+        none). A torchvision weights name such as ``"IMAGENET1K_V1"`` for
+        ``"resnet18"`` (needs internet or torch's download cache). A local
+        state-dict file (the bare network's keys or skcxr's, 3- or 1-channel,
+        with or without a classifier; a file written by :meth:`save` also
+        works for ResNet18), read with ``torch.load(weights_only=True)``.
+    pooling : {"avg", "avgmax"}, default="avg"
+        The embedding: the map's mean over positions (C features), or its
+        mean and its maximum (2C). The fine-tuned head always sits on the
+        mean, so Grad-CAM keeps its closed form.
+    fine_tune : {None, "last", "layer4", "all"}, default=None
+        None: ``fit`` only builds the network (no ``Y`` needed). ``"last"``
+        (``"layer4"`` is its ResNet name): train the backbone's last stage
+        (ResNet: ``layer4``; EfficientNet: its last two block stages and head
+        convolution) and a new linear head; every other layer is frozen and
+        kept in eval mode, BatchNorm included. ``"all"``: train every layer
+        (the route to take without pretrained weights). Training runs through
+        :class:`skcxr.neural.CNNFineTuner`: balanced BCE, a 15 %
         validation part of whole patients (pass ``groups`` to ``fit``), early
         stopping with best-epoch restore.
     epochs : int, default=5
     lr : float, default=1e-4
-        AdamW learning rate.
+        AdamW learning rate (the report's fine-tuning: 1e-4, 5 epochs).
     batch_size : int or None, default=None
         Images per batch, in training and inference. None: 32 in training;
         in inference 32 on the CPU and 256 on CUDA at 224 px
@@ -158,12 +170,13 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         Early stopping: epochs without a lower validation loss before training
         stops (the best epoch is restored).
     image_size : int, default=224
-        Side the network sees. Preprocessed stacks of another size are resized
+        Side the network sees (EfficientNet-Lite2 was trained at 260,
+        :func:`skcxr.nn.backbones.native_image_size`). Preprocessed stacks of another size are resized
         (antialiased bilinear); paths are preprocessed with
         ``CXRPreprocessor(size=image_size)``, one batch at a time (by
         ``n_jobs`` worker processes while the network runs).
     output : {"embedding", "proba"}, default="embedding"
-        What ``transform`` returns: the 512-d embedding, or (with
+        What ``transform`` returns: the pooled embedding, or (with
         ``fine_tune``) the fine-tuned head's probabilities, one column per
         label, for stacking another classifier on top.
     cv : None, int or splitter, default=None
@@ -183,7 +196,7 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         macro-AUC) in ``studies/table1.py``. None: no cross-fitting.
     net_params : dict or None, default=None
         Further parameters of the skorch net that fine-tunes
-        (:class:`skcxr.neural.ResNetFineTuner`): an LR schedule
+        (:class:`skcxr.neural.CNNFineTuner`): an LR schedule
         (``{"lr_scheduler": "cosine"}``), checkpoints
         (``{"callbacks": [("checkpoint", skorch.callbacks.Checkpoint(dirname="ckpt"))]}``), ...
     device : str or torch.device, default="auto"
@@ -212,7 +225,7 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         depend on it.
     memory : None, str or joblib.Memory, default=None
         Caches fine-tuning (shared with other estimators, see
-        :func:`skcxr.neural.cached_fine_tune_resnet`) and embeddings, keyed on
+        :func:`skcxr.neural.cached_fine_tune_cnn`) and embeddings, keyed on
         image content (paths by their bytes), weights, the resolved
         ``precision`` (embeddings) and skcxr's code version; unseeded fine-tuning (``random_state=None``) is never cached.
     random_state : int, RandomState or None, default=None
@@ -223,23 +236,26 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
     Attributes
     ----------
     model_ : torch.nn.Module
-        The backbone (outputs 512 features).
+        The backbone (``model_(x)``: the mean-pooled map; ``model_.feature_map(x)``: the map).
     head_ : torch.nn.Linear or None
         The multi-label head when fine-tuned.
     history_ : list of dict
         Per-epoch losses of the fine-tuning (empty without it).
     n_features_out_ : int
-        512.
+        C (``pooling="avg"``), 2C (``"avgmax"``), or the number of labels (``output="proba"``).
 
     Examples
     --------
     >>> import numpy as np
     >>> X = np.zeros((3, 64, 64), dtype=np.float32)
-    >>> emb = ResNetEmbedder(image_size=64, random_state=0).fit(X)
+    >>> emb = CNNEmbedder(image_size=64, random_state=0).fit(X)
     >>> emb.transform(X).shape
     (3, 512)
     >>> emb.get_feature_names_out()[:2]
-    array(['resnet_0', 'resnet_1'], dtype=object)
+    array(['cnn_0', 'cnn_1'], dtype=object)
+    >>> lite = CNNEmbedder("efficientnet_lite0", weights="imagenet", pooling="avgmax", image_size=64).fit(X)
+    >>> lite.transform(X).shape
+    (3, 2560)
     """
 
     # Patient ids are requested by default, so routed fits (metadata routing on) deliver them.
@@ -247,7 +263,9 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
+        backbone="resnet18",
         weights=None,
+        pooling="avg",
         fine_tune=None,
         epochs=5,
         lr=1e-4,
@@ -265,7 +283,9 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         random_state=None,
         verbose=0,
     ):
+        self.backbone = backbone
         self.weights = weights
+        self.pooling = pooling
         self.fine_tune = fine_tune
         self.epochs = epochs
         self.lr = lr
@@ -285,8 +305,10 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
 
     _parameter_constraints = {
         **TorchEstimatorMixin._run_constraints,
+        "backbone": [str, torch.nn.Module],
         "weights": [None, str, os.PathLike],
-        "fine_tune": [None, StrOptions({"layer4", "all"})],
+        "pooling": [StrOptions(set(POOLINGS))],
+        "fine_tune": [None, StrOptions({"last", "layer4", "all"})],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "augment": ["boolean", dict],
@@ -302,7 +324,7 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         validate_parameter_constraints(self._parameter_constraints, self.get_params(deep=False), type(self).__name__)
         augment_params(self.augment)  # the dict's keys
         if self.output == "proba" and self.fine_tune is None:
-            raise ValueError('output="proba" needs the fine-tuned head: set fine_tune="layer4" or "all".')
+            raise ValueError('output="proba" needs the fine-tuned head: set fine_tune="last" or "all".')
         if self.cv is not None and self.output != "proba":
             raise ValueError(
                 'cv (cross-fitting) needs output="proba": the embeddings of networks fine-tuned on different '
@@ -310,8 +332,9 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
             )
 
     def _fine_tune(self, images, Y, groups, random_state):
-        return cached_fine_tune_resnet(
-            self.memory, images, Y, groups=groups, weights=self.weights, fine_tune=self.fine_tune,
+        return cached_fine_tune_cnn(
+            self.memory, images, Y, groups=groups, backbone=self.backbone, weights=self.weights,
+            fine_tune=self.fine_tune,
             epochs=self.epochs, lr=self.lr, batch_size=self.batch_size or _TRAIN_BATCH, augment=self.augment,
             patience=self.patience, random_state=random_state, device=self.device,
             precision=training_precision(self.precision, self.device), verbose=self.verbose,
@@ -350,20 +373,28 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         if self.fine_tune is None:
             if not is_path_array(X):
                 check_image_stack(X)
-            self.model_ = build_backbone(load_resnet18_weights(self.weights), self.random_state).eval()
+            self.model_ = build_cnn(self.backbone, self.weights, self.random_state).eval()
             self.head_, self.history_ = None, []
-            self.n_features_out_ = N_FEATURES
+            self.n_features_out_ = self._n_embedding()
             return None
         if Y is None:
-            raise ValueError(f"ResNetEmbedder(fine_tune={self.fine_tune!r}) needs Y to fit; got Y=None.")
+            raise ValueError(f"CNNEmbedder(fine_tune={self.fine_tune!r}) needs Y to fit; got Y=None.")
         images = load_images(X, self.image_size, n_jobs=self.n_jobs)
         Y = check_multilabel_Y(Y, len(images))
         state, self.history_ = self._fine_tune(images, Y, groups, self.random_state)
-        net = ResNet18Classifier(Y.shape[1])
-        net.load_state_dict(state)
+        net = self._network(state)
         self.model_, self.head_ = net.backbone.eval(), net.head.eval()
-        self.n_features_out_ = N_FEATURES if self.output == "embedding" else Y.shape[1]
+        self.n_features_out_ = self._n_embedding() if self.output == "embedding" else Y.shape[1]
         return images
+
+    def _n_embedding(self) -> int:
+        return self.model_.n_features * (2 if self.pooling == "avgmax" else 1)
+
+    def _network(self, state) -> CNNClassifier:
+        """A :class:`~skcxr.nn.resnet.CNNClassifier` of this backbone holding the fine-tuned ``state``."""
+        net = CNNClassifier(len(state["head.bias"]), self.backbone)
+        net.load_state_dict(state)
+        return net.eval()
 
     def fit_transform(self, X, y=None, groups=None):
         """Fit, then transform X; with ``cv``, each image by a network that did not train on it.
@@ -387,7 +418,7 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         return out
 
     def fold_networks(self, images, Y, groups, cv):
-        """Yield ``(train, test, network)`` per cross-fitting fold: the ResNet18 fine-tuned on ``train`` only.
+        """Yield ``(train, test, network)`` per cross-fitting fold: the CNN fine-tuned on ``train`` only.
 
         The folds and seeds that ``fit_transform`` uses with ``cv``
         (:class:`~skcxr.model_selection.MultilabelStratifiedGroupKFold` over
@@ -406,7 +437,7 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         Yields
         ------
         train, test : index arrays
-        network : skcxr.nn.ResNet18Classifier (eval mode)
+        network : skcxr.nn.resnet.CNNClassifier (eval mode)
         """
         groups = np.arange(len(images)) if groups is None else np.asarray(groups)
         seeds = self._seeds(cv + 1 if isinstance(cv, Integral) else cv.get_n_splits(images, Y, groups) + 1)
@@ -415,23 +446,21 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         folds = list(zip(cv.split(images, Y, groups), seeds))
         for (train, test), seed in tqdm(folds, desc="cross-fitting folds", unit="fold", disable=not self.verbose):
             state, _ = self._fine_tune(images[train], Y[train], groups[train], seed)
-            net = ResNet18Classifier(Y.shape[1])
-            net.load_state_dict(state)
-            yield train, test, net.eval()
+            yield train, test, self._network(state)
 
     def _embed(self, X, state):
-        embed = check_memory(self.memory).cache(embed_resnet, ignore=["batch_size", "n_jobs", "device", "verbose"])
-        return embed(X, state, image_size=self.image_size, batch_size=self.batch_size, device=self.device,
+        embed = check_memory(self.memory).cache(embed_cnn, ignore=["batch_size", "n_jobs", "device", "verbose"])
+        return embed(X, state, pooling=self.pooling, image_size=self.image_size, batch_size=self.batch_size, device=self.device,
                      precision=self._resolved_precision(), n_jobs=self.n_jobs, verbose=self.verbose)
 
     def _head_proba(self, backbone, head, X):
-        net = _Proba(_inference_backbone(backbone), copy.deepcopy(head))
+        net = _Proba(for_inference(backbone), copy.deepcopy(head))
         return forward(net, X, image_size=self.image_size, batch_size=self.batch_size, device=self.device,
                        precision=self._resolved_precision(), n_jobs=self.n_jobs, verbose=self.verbose,
-                       desc="ResNet18 head")
+                       desc=f"{backbone_name(self.backbone)} head")
 
     def transform(self, X):
-        """512-d embeddings, or the head's probabilities with ``output="proba"``; float32.
+        """Pooled embeddings, or the head's probabilities with ``output="proba"``; float32.
 
         Parameters
         ----------
@@ -444,23 +473,23 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         if self.output == "proba":
             return self.predict_proba(X)
-        return self._embed(X, numpy_state(self.model_.state_dict()))
+        return self._embed(X, self.model_)
 
     @available_if(_has_head)
     def predict_proba(self, X):
         """Probabilities of the fine-tuned network's own head, float32 (n, L).
 
-        Only with ``fine_tune`` set: it is the end-to-end fine-tuned ResNet18.
+        Only with ``fine_tune`` set: it is the end-to-end fine-tuned CNN.
         """
         check_is_fitted(self, "head_")
         if self.head_ is None:
-            raise NotFittedError("This ResNetEmbedder was fitted with fine_tune=None and has no head; refit it.")
+            raise NotFittedError("This CNNEmbedder was fitted with fine_tune=None and has no head; refit it.")
         return self._head_proba(self.model_, self.head_, X)
 
     def get_feature_names_out(self, input_features=None):
-        """``resnet_0`` ... ``resnet_511``, or ``resnet_proba_0`` ... with ``output="proba"``."""
+        """``cnn_0`` ... ``cnn_{d-1}``, or ``cnn_proba_0`` ... with ``output="proba"``."""
         check_is_fitted(self, "n_features_out_")
-        prefix = "resnet_" if self.output == "embedding" else "resnet_proba_"
+        prefix = "cnn_" if self.output == "embedding" else "cnn_proba_"
         return np.asarray([f"{prefix}{i}" for i in range(self.n_features_out_)], dtype=object)
 
     # ------------------------------------------------------------------ persistence
@@ -471,13 +500,16 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         --------
         >>> import numpy as np, tempfile, os
         >>> X = np.zeros((2, 32, 32), dtype=np.float32)
-        >>> emb = ResNetEmbedder(image_size=32, random_state=0).fit(X)
+        >>> emb = CNNEmbedder(image_size=32, random_state=0).fit(X)
         >>> path = os.path.join(tempfile.mkdtemp(), "emb.pt")
         >>> emb.save(path)
-        >>> np.allclose(ResNetEmbedder.load(path).transform(X), emb.transform(X))
+        >>> np.allclose(CNNEmbedder.load(path).transform(X), emb.transform(X))
         True
         """
         check_is_fitted(self, "model_")
+        if not isinstance(self.backbone, str):
+            raise ValueError("save writes a weights-only file, which cannot hold a backbone module: pickle the "
+                             "estimator (skcxr.persistence.save_model) instead.")
         params = self.get_params()
         params["weights"] = os.fspath(params["weights"]) if isinstance(params["weights"], (str, os.PathLike)) else None
         params["memory"] = params["memory"] if isinstance(params["memory"], str) else None
@@ -498,20 +530,22 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         )
 
     @classmethod
-    def load(cls, path, **params) -> ResNetEmbedder:
+    def load(cls, path, **params) -> CNNEmbedder:
         """Read an embedder written by :meth:`save`; ``params`` override saved parameters (e.g. ``device``)."""
         data = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(data, Mapping) or data.get("format") != EMBEDDER_FORMAT:
-            raise ValueError(f"{os.fspath(path)!r} is not a file written by ResNetEmbedder.save.")
+            raise ValueError(f"{os.fspath(path)!r} is not a file written by CNNEmbedder.save.")
         est = cls(**{**data["params"], **params})
-        est.model_ = build_backbone(data["backbone"]).eval()
+        est.model_ = build_cnn(est.backbone)
+        est.model_.load_state_dict(data["backbone"])
+        est.model_.eval()
         est.head_ = None
         if data["head"] is not None:
-            est.head_ = torch.nn.Linear(N_FEATURES, data["head"]["weight"].shape[0])
+            est.head_ = torch.nn.Linear(est.model_.n_features, data["head"]["weight"].shape[0])
             est.head_.load_state_dict(data["head"])
             est.head_.eval()
         est.history_ = list(data["history"])
-        est.n_features_out_ = N_FEATURES if est.output == "embedding" else len(data["head"]["weight"])
+        est.n_features_out_ = est._n_embedding() if est.output == "embedding" else len(data["head"]["weight"])
         return est
 
     def __getstate__(self):
@@ -524,3 +558,7 @@ class ResNetEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         return image_stack_tags(super().__sklearn_tags__(), paths=True, target_required=False)
+
+
+#: The former name of :class:`CNNEmbedder` (ResNet18 is still its default backbone).
+ResNetEmbedder = CNNEmbedder

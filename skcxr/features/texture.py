@@ -57,7 +57,7 @@ class _ImageFeatures(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         return image_stack_tags(super().__sklearn_tags__())
 
-    # ``groups`` is accepted and ignored, so a FeatureUnion beside a ResNetEmbedder can pass patient ids to all
+    # ``groups`` is accepted and ignored, so a FeatureUnion beside a CNNEmbedder can pass patient ids to all
     # its members (metadata routing off); with routing on it is not requested.
     __metadata_request__fit = {"groups": metadata_routing.UNUSED}
 

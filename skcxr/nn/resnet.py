@@ -24,13 +24,13 @@ import torchvision
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from .training import seeded
 
 __all__ = [
-    "FROZEN_BY_LAYER4",
     "N_FEATURES",
+    "CNNClassifier",
+    "ResNet1ch",
     "ResNet18Classifier",
-    "build_backbone",
+    "for_inference",
     "fused_for_inference",
     "is_weights_name",
     "load_resnet18_weights",
@@ -38,8 +38,32 @@ __all__ = [
 ]
 
 N_FEATURES = 512
-#: The format tag of files written by :meth:`skcxr.features.ResNetEmbedder.save`.
+#: The format tag of files written by :meth:`skcxr.features.CNNEmbedder.save`.
 EMBEDDER_FORMAT = "skcxr.ResNetEmbedder/1"
+
+
+class ResNet1ch(torchvision.models.ResNet):
+    """torchvision's ResNet with a 1-channel ``conv1`` and no ``fc``: a backbone of :mod:`skcxr.nn.backbones`.
+
+    ``feature_map(x)`` is the ``layer4`` output (post-ReLU); ``forward(x)``
+    its mean over positions (512 features, in float32 under bf16 autocast).
+    """
+
+    n_features = N_FEATURES
+    last_stage = ["layer4"]
+
+    def feature_map(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x):
+        A = self.feature_map(x)
+        with torch.autocast(A.device.type, enabled=False):
+            return A.float().mean((-2, -1))
+
+    @property
+    def map_layer(self) -> nn.Module:
+        return self.layer4
 
 
 def resnet18_1ch() -> nn.Module:
@@ -51,61 +75,76 @@ def resnet18_1ch() -> nn.Module:
     >>> resnet18_1ch()(torch.zeros(2, 1, 64, 64)).shape
     torch.Size([2, 512])
     """
-    model = torchvision.models.resnet18(weights=None)
+    model = ResNet1ch(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2])
     model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
     model.fc = nn.Identity()
     return model
 
 
-class ResNet18Classifier(nn.Module):
-    """A 1-channel ResNet18 ``backbone`` followed by a linear multi-label ``head`` (logits).
+class CNNClassifier(nn.Module):
+    """A 1-channel CNN ``backbone`` (:func:`skcxr.nn.backbones.build_cnn`) + a linear multi-label ``head`` (logits).
+
+    The head sits on the mean-pooled post-activation feature map, so its
+    Grad-CAM has a closed form (:mod:`skcxr.explain`).
 
     Parameters
     ----------
     n_outputs : int
         Number of labels.
-    weights : None, str, path or mapping, default=None
-        Start weights of the backbone, see :func:`load_resnet18_weights`.
-    fine_tune : {"all", "layer4"}, default="all"
-        With ``"layer4"`` every backbone layer before ``layer4`` stays in eval
-        mode in ``train()`` (its BatchNorm statistics are not updated); its
-        parameters are frozen by the trainer (:data:`FROZEN_BY_LAYER4` names them).
+    backbone : str or torch.nn.Module, default="resnet18"
+    weights : None, "imagenet", str, path or mapping, default=None
+        Start weights of the backbone, see :func:`skcxr.nn.backbones.build_cnn`.
+    fine_tune : {"all", "last", "layer4"}, default="all"
+        ``"last"`` (``"layer4"`` is its ResNet name) trains the backbone's
+        ``last_stage`` and the head: every other backbone parameter is frozen
+        (``requires_grad=False``) and its modules stay in eval mode in
+        ``train()``, BatchNorm statistics included.
 
     Examples
     --------
     >>> import torch
-    >>> ResNet18Classifier(14)(torch.zeros(2, 1, 64, 64)).shape
+    >>> CNNClassifier(14)(torch.zeros(2, 1, 64, 64)).shape
     torch.Size([2, 14])
-    >>> net = ResNet18Classifier(3, fine_tune="layer4").train()
-    >>> net.backbone.bn1.training, net.backbone.layer4.training
-    (False, True)
+    >>> net = CNNClassifier(3, fine_tune="layer4").train()
+    >>> net.backbone.bn1.training, net.backbone.layer4.training, net.backbone.conv1.weight.requires_grad
+    (False, True, False)
     """
 
-    def __init__(self, n_outputs: int, weights=None, fine_tune: str = "all"):
+    def __init__(self, n_outputs: int, backbone="resnet18", weights=None, fine_tune: str = "all"):
         super().__init__()
-        if fine_tune not in ("all", "layer4"):
-            raise ValueError(f"fine_tune must be 'all' or 'layer4', got {fine_tune!r}.")
+        from .backbones import build_cnn
+
+        if fine_tune not in ("all", "last", "layer4"):
+            raise ValueError(f"fine_tune must be 'all', 'last' or 'layer4', got {fine_tune!r}.")
         self.fine_tune = fine_tune
-        self.backbone = resnet18_1ch()
-        state = load_resnet18_weights(weights)
-        if state is not None:
-            self.backbone.load_state_dict(state)
-        self.head = nn.Linear(N_FEATURES, n_outputs)
+        self.backbone = build_cnn(backbone, weights)
+        self.head = nn.Linear(self.backbone.n_features, n_outputs)
+        for name, p in self.backbone.named_parameters():
+            p.requires_grad_(not self._frozen(name))
+
+    def _frozen(self, name: str) -> bool:
+        """Whether the backbone's parameter or module ``name`` is frozen."""
+        if self.fine_tune == "all":
+            return False
+        return not any(name == s or name.startswith(s + ".") for s in self.backbone.last_stage)
 
     def forward(self, x):
         return self.head(self.backbone(x))
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if mode and self.fine_tune == "layer4":
-            for name, child in self.backbone.named_children():
-                if name != "layer4":
-                    child.eval()
+        if mode and self.fine_tune != "all":
+            for name, module in self.backbone.named_modules():
+                if name and self._frozen(name) and not any(s.startswith(name + ".") for s in self.backbone.last_stage):
+                    module.eval()
         return self
 
 
-#: Parameter-name patterns (``fnmatch``) that ``fine_tune="layer4"`` freezes, for skorch's ``Freezer``.
-FROZEN_BY_LAYER4 = ["backbone.conv1.*", "backbone.bn1.*", "backbone.layer1.*", "backbone.layer2.*", "backbone.layer3.*"]
+class ResNet18Classifier(CNNClassifier):
+    """:class:`CNNClassifier` with the ResNet18 backbone (the former name and signature)."""
+
+    def __init__(self, n_outputs: int, weights=None, fine_tune: str = "all"):
+        super().__init__(n_outputs, "resnet18", weights, fine_tune)
 
 
 def _template_shapes() -> dict[str, tuple]:
@@ -231,7 +270,7 @@ def load_resnet18_weights(weights) -> dict[str, torch.Tensor] | None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(f"weights file {path!r} could not be read as a torch state dict: {err}") from err
-    if isinstance(state, Mapping) and state.get("format") == EMBEDDER_FORMAT:  # a file of ResNetEmbedder.save
+    if isinstance(state, Mapping) and state.get("format") == EMBEDDER_FORMAT:  # a file of CNNEmbedder.save
         state = state["backbone"]
     if not isinstance(state, Mapping):
         raise ValueError(f"weights file {path!r} holds a {type(state).__name__}, not a state dict.")
@@ -242,26 +281,6 @@ def float32_tensor(value) -> torch.Tensor:
     """A copy of a state-dict entry as a tensor, floating point cast to float32 (fp16 and fp64 files load too)."""
     t = torch.as_tensor(value).clone()
     return t.float() if t.is_floating_point() else t
-
-
-def build_backbone(state: Mapping | None, random_state=None) -> nn.Module:
-    """A :func:`resnet18_1ch` with the weights ``state``, or initialised from ``random_state`` when ``state`` is None.
-
-    torch's global generators are left untouched.
-
-    Examples
-    --------
-    >>> a, b = build_backbone(None, 0), build_backbone(None, 0)
-    >>> bool((a.conv1.weight == b.conv1.weight).all())
-    True
-    """
-    if state is None:
-        with seeded(random_state):
-            return resnet18_1ch()
-    with torch.device("meta"):  # no random initialisation for ``state`` to overwrite (0.2 s a call)
-        model = resnet18_1ch()
-    model.load_state_dict({k: float32_tensor(v) for k, v in state.items()}, assign=True)
-    return model
 
 
 def _conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
@@ -298,3 +317,18 @@ def fused_for_inference(backbone: nn.Module) -> nn.Module:
     for conv, bn in _conv_bn_pairs(backbone):
         memo[id(conv)], memo[id(bn)] = _fold_bn(conv, bn), nn.Identity()
     return copy.deepcopy(backbone, memo).eval()
+
+
+def for_inference(backbone: nn.Module) -> nn.Module:
+    """An eval-mode copy of any backbone, BatchNorm folded into the convolutions where it is a ResNet.
+
+    Examples
+    --------
+    >>> from skcxr.nn.backbones import build_cnn
+    >>> net = build_cnn("efficientnet_lite0").train()
+    >>> for_inference(net).training, net.training
+    (False, True)
+    """
+    if isinstance(backbone, ResNet1ch):
+        return fused_for_inference(backbone)
+    return copy.deepcopy(backbone).eval()
