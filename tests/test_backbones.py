@@ -190,3 +190,28 @@ def test_gradcam_explains_a_fine_tuned_efficientnet():
                       image_size=96, random_state=0)
     maps = GradCAM(cnn, target="all").fit(X, Y).transform(X[:4])
     assert maps.shape == (4, 2, 96, 96) and 0 <= maps.min() and maps.max() <= 1 and maps.max() > 0.5
+
+
+def test_a_pretrained_embedder_saves_weights_only_and_loads_equal(tmp_path):
+    X = _images(2, 64)
+    emb = CNNEmbedder("efficientnet_lite0", weights="imagenet", pooling="avgmax", image_size=64,
+                      precision="fp32").fit(X)
+    emb.save(tmp_path / "lite0.pt")
+    loaded = CNNEmbedder.load(tmp_path / "lite0.pt")
+    assert loaded.get_params()["backbone"] == "efficientnet_lite0" and loaded.n_features_out_ == 2560
+    np.testing.assert_array_equal(loaded.transform(X), emb.transform(X))
+    with pytest.raises(ValueError, match="cannot hold a backbone module"):
+        CNNEmbedder(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())).fit(X).save(tmp_path / "m.pt")
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "resnet10t", "convnext_atto", "densenet121", "resnet18"])
+def test_the_map_layer_outputs_the_feature_map(backbone):
+    net = build_cnn(backbone, random_state=0).eval()
+    seen = []
+    handle = net.map_layer.register_forward_hook(lambda module, args, out: seen.append(out))
+    x = torch.from_numpy(_images(2, 64))[:, None]
+    with torch.no_grad():
+        A = net.feature_map(x)
+    handle.remove()
+    torch.testing.assert_close(seen[-1], A)
+    assert A.shape[1] == net.n_features

@@ -205,8 +205,11 @@ class TimmBackbone(_FeatureMapMixin, nn.Module):
 
     @property
     def map_layer(self) -> nn.Module:
-        """The module whose output is the feature map (for hooks)."""
-        return self.model.bn2 if hasattr(self.model, "bn2") else _last_module(self.model)
+        """The module whose output is the feature map (for hooks): EfficientNet's ``bn2``, else the last module of
+        timm's ``feature_info``."""
+        if hasattr(self.model, "bn2"):
+            return self.model.bn2
+        return self.model.get_submodule(self.model.feature_info[-1]["module"])
 
     @property
     def last_stage(self) -> list[str]:
