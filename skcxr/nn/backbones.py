@@ -63,6 +63,7 @@ from torch import nn
 from .training import seeded
 
 __all__ = [
+    "FeatureMapMixin",
     "OFFLINE_IMAGENET",
     "backbone_name",
     "build_cnn",
@@ -178,7 +179,7 @@ def load_imagenet_state(name: str) -> dict[str, torch.Tensor]:
 
 # -- the backbone modules ---------------------------------------------------------------------------------
 
-class _FeatureMapMixin:
+class FeatureMapMixin:
     """``forward`` = ``feature_map`` mean-pooled in float32 (also under bf16 autocast)."""
 
     def forward(self, x):
@@ -187,7 +188,7 @@ class _FeatureMapMixin:
             return A.float().mean((-2, -1))
 
 
-class TimmBackbone(_FeatureMapMixin, nn.Module):
+class TimmBackbone(FeatureMapMixin, nn.Module):
     """A timm network with a 1-channel stem, without its classifier: ``feature_map`` is ``forward_features``.
 
     For EfficientNet-Lite the map is the output of ``bn2`` (timm's
@@ -220,7 +221,7 @@ class TimmBackbone(_FeatureMapMixin, nn.Module):
         return _last_stage(self.model, "model.")
 
 
-class SequentialBackbone(_FeatureMapMixin, nn.Module):
+class SequentialBackbone(FeatureMapMixin, nn.Module):
     """A body module that maps (b, 1, H, W) to a post-activation map: torchvision networks, or yours."""
 
     def __init__(self, body: nn.Module, n_features: int | None = None):

@@ -24,6 +24,8 @@ import torchvision
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from .backbones import FeatureMapMixin
+
 
 __all__ = [
     "N_FEATURES",
@@ -42,7 +44,7 @@ N_FEATURES = 512
 EMBEDDER_FORMAT = "skcxr.ResNetEmbedder/1"
 
 
-class ResNet1ch(torchvision.models.ResNet):
+class ResNet1ch(FeatureMapMixin, torchvision.models.ResNet):
     """torchvision's ResNet with a 1-channel ``conv1`` and no ``fc``: a backbone of :mod:`skcxr.nn.backbones`.
 
     ``feature_map(x)`` is the ``layer4`` output (post-ReLU); ``forward(x)``
@@ -55,11 +57,6 @@ class ResNet1ch(torchvision.models.ResNet):
     def feature_map(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-    def forward(self, x):
-        A = self.feature_map(x)
-        with torch.autocast(A.device.type, enabled=False):
-            return A.float().mean((-2, -1))
 
     @property
     def map_layer(self) -> nn.Module:
