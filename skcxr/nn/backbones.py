@@ -343,8 +343,6 @@ def _weights_state(backbone, weights) -> dict[str, torch.Tensor] | None:
         state = {k: v for k, v in load_imagenet_state(backbone).items() if not k.startswith("classifier.")}
         _stem_to_1ch(state, "conv_stem.weight")
         return {f"model.{k}": v for k, v in state.items()}
-    if isinstance(weights, str) and weights == "imagenet":
-        load_imagenet_state(backbone_name(backbone))  # raises: no offline weights for it
     if isinstance(weights, Mapping):
         state, source = {str(k): torch.as_tensor(v) for k, v in weights.items()}, "the given state dict"
     else:
@@ -411,9 +409,9 @@ def build_cnn(backbone="resnet18", weights=None, random_state=None) -> nn.Module
     """
     from .resnet import load_resnet18_weights
 
+    if isinstance(weights, str) and weights == "imagenet" and backbone_name(backbone) not in OFFLINE_IMAGENET:
+        load_imagenet_state(backbone_name(backbone))  # raises: no offline weights for it
     if backbone == "resnet18":  # ResNet18's own loader: torchvision names, skcxr's files, 3-channel files
-        if isinstance(weights, str) and weights == "imagenet":
-            load_imagenet_state(backbone)  # raises: none offline
         state = load_resnet18_weights(weights)
         with seeded(random_state):
             net = _architecture(backbone)
