@@ -193,6 +193,9 @@ def run(storage, n_trials, hang_at=None, flag=None, barrier=None, pause=0.0):
             waited.append(True)
         C = trial.suggest_float("C", 1e-3, 10.0, log=True)
         if hang_at is not None and trial.number == hang_at:
+            # past the trial's first heartbeat (one a second): a process killed before Optuna's heartbeat thread
+            # has written one leaves no heartbeat to go stale, and the trial stays RUNNING (the fault of issue 18)
+            time.sleep(1.5)
             open(flag, "w").close()
             time.sleep(600)  # killed here
         time.sleep(pause)
