@@ -5,4 +5,4 @@ MLP classifiers, ...) is an estimator that fits in a scikit-learn ``Pipeline``. 
 ``skcxr.pipelines`` for ready-made pipelines and ``skcxr.datasets`` for data.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -11,18 +11,26 @@ parameters, and the skorch nets inside report their validation loss per epoch
 Several processes may work on one study (an RDB storage such as
 ``sqlite:///study.db``); a process that dies mid-trial leaves a trial whose
 heartbeat stops, which the next worker marks ``FAIL`` and queues again with
-the same parameters.
+the same parameters. Ctrl-C ends the running trial ``PRUNED`` (never
+``RUNNING``) and the study with it; a study records what it tunes (estimator,
+space, data, scoring) and refuses a rerun of something else under its name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import numbers
+import os
+import re
+import signal
 import sys
+import threading
 import time
 import warnings
+from pathlib import Path
 from typing import NamedTuple
 
+import joblib
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -37,13 +45,15 @@ from .evaluation import groups_fit_params, routing_context
 from .metrics import get_scorer
 from .model_selection import MultilabelStratifiedGroupKFold
 
-__all__ = ["TuneResult", "tune"]
+__all__ = ["TuneResult", "open_storage", "tune"]
 
 #: The study name used with a persistent ``storage`` when ``study_name`` is None.
 DEFAULT_STUDY_NAME = "skcxr-tune"
 _STORAGE_ATTEMPTS = 5
 #: The name of the pruning callback added to every skorch net during a trial.
 PRUNING_CALLBACK = "optuna_pruning"
+#: The study user attribute that records what a study tunes.
+IDENTITY_ATTR = "skcxr_identity"
 
 
 class TuneResult(NamedTuple):
@@ -161,27 +171,164 @@ def _attach_pruning(model, trial, monitor, pruning):
 # -- storage and study ---------------------------------------------------------------------------
 
 
-def _make_storage(storage, heartbeat_interval, grace_period, max_retry):
+def redact(url: str) -> str:
+    """A database URL with its password hidden: ``postgresql://me:***@host/db``.
+
+    Examples
+    --------
+    >>> redact("postgresql://me:secret@db.example/optuna")
+    'postgresql://me:***@db.example/optuna'
+    """
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+@contextlib.contextmanager
+def _storage_errors(url):
+    """Database problems (bad file, driver missing, unknown scheme, ...) as one ValueError line naming the URL."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split("(Background on")[0].split())
+        if isinstance(exc, ImportError):
+            reason += " (install the database driver for this URL)"
+        raise ValueError(f"storage {redact(str(url))}: {reason}") from None
+
+
+def _check_sqlite_writable(url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    problem = ("is a folder" if path.is_dir()
+               else "no such folder" if not path.parent.is_dir()
+               else "read-only file" if path.exists() and not os.access(path, os.W_OK)
+               else "read-only folder (sqlite writes its journal beside the file)"
+               if not os.access(path.parent, os.W_OK) else None)
+    if problem:
+        raise ValueError(f"storage {redact(url)}: {problem}")
+
+
+def open_storage(storage, heartbeat_interval=60, grace_period=None, max_retry=3):
+    """Open an Optuna storage now, so that a bad one is found before any work: one line naming the URL.
+
+    ``storage``: None (in memory) or an optuna storage object are returned as
+    given; a database URL gets an ``RDBStorage`` with the heartbeat settings
+    of :func:`tune`. A sqlite file is checked to be a writable database.
+
+    Examples
+    --------
+    >>> open_storage("sqlite:///no/such/folder/study.db")
+    Traceback (most recent call last):
+    ...
+    ValueError: storage sqlite:///no/such/folder/study.db: no such folder
+    """
     if not isinstance(storage, str):
-        return storage  # None (in memory) or an optuna storage object, used as given
+        return storage
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    # sqlite: wait for another process's write instead of failing with "database is locked" after 5 s
-    engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = None if heartbeat_interval is None else RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-        for attempt in range(_STORAGE_ATTEMPTS):
-            try:
-                return RDBStorage(storage, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                  grace_period=grace_period, heartbeat_stale_trial_callback=retry)
-            except Exception as exc:  # noqa: BLE001 - sqlalchemy's errors; re-raised unless a creation race
-                # Workers started together on a new database race to create its tables ("table ... already
-                # exists", a duplicate schema version); the next attempt finds them made.
-                if attempt + 1 == _STORAGE_ATTEMPTS or type(exc).__name__ not in ("OperationalError",
-                                                                                   "IntegrityError"):
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+    with _storage_errors(storage):
+        _check_sqlite_writable(storage)
+        # sqlite: wait for another process's write instead of failing with "database is locked" after 5 s
+        engine_kwargs = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = None if heartbeat_interval is None else RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+            for attempt in range(_STORAGE_ATTEMPTS):
+                try:
+                    opened = RDBStorage(storage, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                        grace_period=grace_period, heartbeat_stale_trial_callback=retry)
+                    opened.get_all_studies()  # reads the tables: a damaged file fails here, not mid-study
+                    return opened
+                except Exception as exc:  # noqa: BLE001 - sqlalchemy's errors; re-raised unless a creation race
+                    # Workers started together on a new database race to create its tables ("table ... already
+                    # exists", a duplicate schema version); the next attempt finds them made.
+                    if attempt + 1 == _STORAGE_ATTEMPTS or type(exc).__name__ not in ("OperationalError",
+                                                                                       "IntegrityError"):
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _identity(estimator, space, X, Y, groups, scoring) -> dict:
+    """What a study tunes, to refuse a rerun of something else under its name: readable names and hashes."""
+    def digest(obj):
+        try:
+            return joblib.hash(obj)
+        except Exception:  # noqa: BLE001 - an object that does not pickle (a lambda inside): not compared
+            return None
+
+    steps = getattr(estimator, "steps", None)
+    name = " -> ".join(type(step).__name__ for _, step in steps) if steps else type(estimator).__name__
+    space_text = (getattr(space, "__qualname__", repr(space)) if callable(space)
+                  else {key: repr(dist) for key, dist in sorted(space.items())})
+    return {"estimator": name, "estimator_hash": digest(clone(estimator)), "space": space_text,
+            "data": f"{len(Y)} samples, hash {digest((X, Y, groups))}", "scoring": str(scoring)}
+
+
+def _check_identity(study, identity, where) -> None:
+    saved = study.user_attrs.get(IDENTITY_ATTR)
+    if saved is None:
+        study.set_user_attr(IDENTITY_ATTR, identity)
+        return
+    for key, what in [("estimator", "estimator"), ("estimator_hash", "estimator's settings"),
+                      ("space", "search space"), ("data", "data (other images, labels, size or split)"),
+                      ("scoring", "scoring")]:
+        then, now = saved.get(key), identity[key]
+        if then != now and None not in (then, now):
+            shown = "" if key == "estimator_hash" else f": it has {then}, this run {now}"
+            raise ValueError(f"study {study.study_name!r} in {where} tunes another {what}{shown}. Use another "
+                             "study name, or delete that study (optuna.delete_study).")
+
+
+class _Interrupt:
+    """Ctrl-C during :func:`tune`: the running trial ends ``PRUNED`` (``user_attrs["interrupted"]``), no new
+    trial starts, and ``tune`` raises ``KeyboardInterrupt`` once Optuna has recorded it.
+
+    A SIGINT handler (main thread only) raises ``KeyboardInterrupt`` while a trial's folds run in this thread
+    and only takes note otherwise (inside Optuna's bookkeeping, or a second Ctrl-C while the first is handled),
+    so a trial is never left ``RUNNING`` by an interrupt.
+    """
+
+    def __init__(self):
+        self.requested, self._raising = False, threading.local()
+
+    def _handler(self, signum, frame):
+        first = not self.requested
+        self.requested = True
+        if first and getattr(self._raising, "on", False):
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    @contextlib.contextmanager
+    def trial(self, study, trial):
+        """Around a trial's folds: an interrupt there prunes the trial and stops the study."""
+        self._raising.on = True
+        try:
+            if self.requested:
+                raise KeyboardInterrupt
+            yield
+        except KeyboardInterrupt:
+            self._raising.on = False
+            self.requested = True
+            trial.set_user_attr("interrupted", True)
+            study.stop()
+            raise optuna.TrialPruned("interrupted (Ctrl-C)") from None
+        finally:
+            self._raising.on = False
 
 
 def _n_complete(study) -> int:
@@ -376,17 +523,22 @@ def tune(estimator, X, Y, groups=None, *, space, n_trials=20, cv=None, scoring="
     splits = _splits(cv, X, Y_checked, groups, len(Y_checked))
     scorer = get_scorer(scoring)
 
+    interrupt = _Interrupt()
+
     def objective(trial):
         model = clone(estimator).set_params(**_params(space, trial))
         fit_params, routing = groups_fit_params(model, groups)
         pruning, scores = None, []
-        for train, test in splits:
-            fold = clone(model)
-            pruning = _attach_pruning(fold, trial, monitor, pruning)
-            params = {key: _safe_indexing(value, train) for key, value in fit_params.items()}
-            with routing_context(routing):
-                fold.fit(_safe_indexing(X, train), _safe_indexing(Y, train), **params)
-            scores.append(float(scorer(fold, _safe_indexing(X, test), _safe_indexing(Y, test))))
+        with interrupt.trial(study, trial):
+            for train, test in splits:
+                fold = clone(model)
+                pruning = _attach_pruning(fold, trial, monitor, pruning)
+                params = {key: _safe_indexing(value, train) for key, value in fit_params.items()}
+                with routing_context(routing):
+                    fold.fit(_safe_indexing(X, train), _safe_indexing(Y, train), **params)
+                scores.append(float(scorer(fold, _safe_indexing(X, test), _safe_indexing(Y, test))))
+                if interrupt.requested:  # noted in Optuna's code or another thread: stop after this fold
+                    raise KeyboardInterrupt
         trial.set_user_attr("fold_scores", scores)
         value = float(np.mean(scores))
         if not np.isfinite(value):  # Optuna would mark it FAIL and go on, possibly forever
@@ -396,21 +548,28 @@ def tune(estimator, X, Y, groups=None, *, space, n_trials=20, cv=None, scoring="
 
     if study_name is None and storage is not None:
         study_name = DEFAULT_STUDY_NAME
+    url = storage if isinstance(storage, str) else getattr(storage, "url", None)
+    where = "memory" if storage is None else redact(str(url)) if url else type(storage).__name__
     with _optuna_logging(verbose):
-        study = optuna.create_study(
-            storage=_make_storage(storage, heartbeat_interval, grace_period, max_retry), study_name=study_name,
-            direction="maximize", load_if_exists=True,
-            sampler=sampler if sampler is not None else optuna.samplers.TPESampler(seed=random_state),
-            pruner=pruner if pruner is not None else optuna.pruners.MedianPruner())
+        with _storage_errors(where):
+            study = optuna.create_study(
+                storage=open_storage(storage, heartbeat_interval, grace_period, max_retry), study_name=study_name,
+                direction="maximize", load_if_exists=True,
+                sampler=sampler if sampler is not None else optuna.samplers.TPESampler(seed=random_state),
+                pruner=pruner if pruner is not None else optuna.pruners.MedianPruner())
         if len(study.directions) != 1 or study.direction != optuna.study.StudyDirection.MAXIMIZE:
-            raise ValueError(f"study {study.study_name!r} in this storage is not a single-objective maximizing "
+            raise ValueError(f"study {study.study_name!r} in {where} is not a single-objective maximizing "
                              "study; tune maximizes a score: choose another study_name.")
+        _check_identity(study, _identity(estimator, space, X, Y, groups, scoring), where)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # a rerun first fails (and requeues) its dead trials
         if n_trials is None or _n_complete(study) < n_trials:
             callbacks = [] if n_trials is None else [optuna.study.MaxTrialsCallback(n_trials, (TrialState.COMPLETE,))]
-            study.optimize(objective, timeout=timeout, n_jobs=n_jobs, catch=catch, callbacks=callbacks)
+            with interrupt.installed():
+                study.optimize(objective, timeout=timeout, n_jobs=n_jobs, catch=catch, callbacks=callbacks)
+            if interrupt.requested:
+                raise KeyboardInterrupt
 
     best = None
     if refit:

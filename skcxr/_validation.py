@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import scipy.sparse
+from sklearn.utils._param_validation import Interval
 
 
 def is_path_like(x) -> bool:
@@ -67,7 +68,7 @@ def check_image_stack(X, *, name: str = "X") -> np.ndarray:
 #: How to build a target, appended to every refusal of check_multilabel_Y.
 HOW_TO_BUILD_Y = (
     "Build Y with skcxr.datasets.findings_to_Y(labels) from NIH 'Finding Labels' strings "
-    "('Effusion|Mass', 'No Finding'), or with "
+    "('Effusion|Mass', 'No Finding'), as load_chestxray14(root).Y is built, or with "
     "sklearn.preprocessing.MultiLabelBinarizer().fit_transform(lists_of_names) from lists of names."
 )
 
@@ -78,14 +79,16 @@ def _show(value) -> str:
     return repr(value)
 
 
-def check_multilabel_Y(Y, n_samples: int | None = None, *, name: str = "Y") -> np.ndarray:
+def check_multilabel_Y(Y, n_samples: int | None = None, *, name: str = "Y",
+                       allow_missing: bool = False) -> np.ndarray:
     """Validate a 2-D 0/1 indicator matrix; return it as uint8 (n, L).
 
     The one check of a disease target in skcxr. Accepted: any 2-D array-like
     (ndarray, DataFrame, list of lists, scipy sparse matrix) of 0/1 values,
     as integers, booleans or floats. Refused, with a ``ValueError`` saying how
     to build one: label strings or lists of names, a 1-D target, -1/1 (±1)
-    targets and any other value.
+    targets and any other value. With ``allow_missing``, NaN is accepted as a
+    missing label and Y is returned as float64 (0, 1 or NaN).
     """
     if scipy.sparse.issparse(Y):
         Y = Y.toarray()
@@ -137,6 +140,8 @@ def check_multilabel_Y(Y, n_samples: int | None = None, *, name: str = "Y") -> n
             f"{name} must be a 2-D 0/1 indicator matrix of numbers, got dtype={Y.dtype}. " + HOW_TO_BUILD_Y
         )
     valid = np.isin(Y, (0, 1))
+    if allow_missing:
+        valid |= np.isnan(Y)
     if not valid.all():
         values = np.unique(Y[~valid])
         if (values == -1).all():
@@ -149,7 +154,17 @@ def check_multilabel_Y(Y, n_samples: int | None = None, *, name: str = "Y") -> n
             f"{name} must contain only 0 and 1 (a 2-D indicator matrix, one column per finding), "
             f"got also {shown}. " + HOW_TO_BUILD_Y
         )
-    return Y.astype(np.uint8, copy=False)
+    return Y.astype(float if allow_missing else np.uint8, copy=False)
+
+
+class NumberInterval(Interval):
+    """scikit-learn's ``Interval`` constraint, refusing booleans: ``True`` is not the number 1 here."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+    def __str__(self):
+        return f"{super().__str__()}, not a bool"
 
 
 def image_stack_tags(tags, *, paths: bool = False, target_required: bool | None = None, requires_fit: bool = True):

@@ -177,8 +177,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also write DIR/report.html: one self-contained page with the results, per-finding AUCs, "
                         "ROC and calibration curves, subgroups, a gallery with lung masks and a model card")
     p.add_argument("--save-model", type=Path, default=None, metavar="PATH",
-                   help="write the fitted model (--save-which) to PATH and its description to PATH.json, for "
-                        "'skcxr predict' (a pickle: share it only with people who trust you)")
+                   help="write the fitted model (--save-which) and its description to PATH (one file, "
+                        "replaced atomically; e.g. model.skcxr), for 'skcxr predict' (a pickle: share it only "
+                        "with people who trust you); checked before training")
     p.add_argument("--save-which", choices=sorted(SAVEABLE), default="hybrid",
                    help="which of the trained models --save-model writes (default hybrid)")
     p.set_defaults(func=run)
@@ -230,8 +231,9 @@ def _parser() -> argparse.ArgumentParser:
                                                    "load files you trust: they are pickles)")
     source.add_argument("--data", type=_folder, metavar="DIR",
                         help="train make_attention_pipeline on this ChestX-ray14 folder first (saved to "
-                             "OUT/model.joblib)")
-    p.add_argument("--out", type=Path, required=True, help="write <image>_attention.png here")
+                             "OUT/model.skcxr)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="write <image>_attention.png here (<image>-2_attention.png, ... for inputs of one name)")
     p.add_argument("--size", type=_int_at_least(MIN_SIZE), default=224,
                    help=f"image side for --data training, at least {MIN_SIZE} (default 224)")
     p.add_argument("--seed", type=int, default=0, help="random seed for --data training (default 0)")
@@ -246,7 +248,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=None, metavar="DIR",
                    help="a folder of images (searched recursively); with a ChestX-ray14 label file "
                         "(Data_Entry_2017*.csv) its labels are used to score the predictions too")
-    p.add_argument("--out", type=Path, required=True, help="write probabilities.csv and predictions.csv here")
+    p.add_argument("--out", type=Path, required=True,
+                   help="write probabilities.csv, predictions.csv (and metrics.json with labels, "
+                        "unreadable.csv for bad files) here, removing those of an earlier run first")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="exit 0 when some images cannot be read (their rows are left out either way, each "
+                        "named in one line and in unreadable.csv; without it the exit status is 1)")
     p.add_argument("--n-jobs", type=_n_jobs, default=2, help="parallel workers, -1 for all cores (default 2)")
     p.add_argument("--n-boot", type=_int_at_least(1), default=1000,
                    help="patient-bootstrap resamples for the interval when labels are found (default 1000)")
@@ -274,12 +281,15 @@ def _say(args, *text) -> None:
 
 
 def _configure(model, args):
-    """Set ``verbose``, ``device`` and ``n_jobs`` on every skcxr estimator inside ``model`` (others keep theirs)."""
+    """Set ``verbose``, ``device`` and ``n_jobs`` on every skcxr estimator inside ``model`` (others keep theirs;
+    a pipeline's own ``verbose`` is scikit-learn's step timing, left alone)."""
     from sklearn.base import BaseEstimator
+    from sklearn.pipeline import Pipeline
 
     settings = {"verbose": _level(args), "device": args.device, "n_jobs": args.n_jobs}
     for est in [model, *model.get_params(deep=True).values()]:
-        if isinstance(est, BaseEstimator) and type(est).__module__.startswith("skcxr."):
+        if (isinstance(est, BaseEstimator) and not isinstance(est, Pipeline)
+                and type(est).__module__.startswith("skcxr.")):
             own = est.get_params(deep=False)
             est.set_params(**{k: v for k, v in settings.items() if k in own})
     return model
@@ -319,13 +329,18 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "model"
 
 
+def _numbered(keys) -> list[str]:
+    """``keys`` made unique: a repeated key gets ``-2``, ``-3``, ... from its second time on."""
+    seen, out = {}, []
+    for key in keys:
+        seen[key] = seen.get(key, 0) + 1
+        out.append(key if seen[key] == 1 else f"{key}-{seen[key]}")
+    return out
+
+
 def _slugs(names) -> dict:
-    slugs, seen = {}, {}
-    for name in names:
-        slug = _slug(name)
-        seen[slug] = seen.get(slug, 0) + 1
-        slugs[name] = slug if seen[slug] == 1 else f"{slug}-{seen[slug]}"
-    return slugs
+    names = list(names)
+    return dict(zip(names, _numbered(map(_slug, names))))
 
 
 def _check_out(out: Path | None, flag: str = "--out") -> None:
@@ -339,6 +354,23 @@ def _check_out(out: Path | None, flag: str = "--out") -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise _UsageError(f"{flag} {out}: cannot create or write this folder ({reason})") from None
+
+
+def _check_model_path(path: Path | None, flag: str = "--save-model") -> None:
+    """A model file can be written at ``path`` (its folder exists and is writable, it is no folder), before work."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise _UsageError(f"{flag} {path}: is a folder; give a file name, e.g. {path / 'model.skcxr'}")
+    if not path.parent.is_dir():
+        raise _UsageError(f"{flag} {path}: no folder {path.parent}")
+    if path.exists() and not os.access(path, os.W_OK) and not os.access(path.parent, os.W_OK):
+        raise _UsageError(f"{flag} {path}: cannot replace this file (read-only)")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".skcxr-write-test-"):
+            pass
+    except OSError as exc:
+        raise _UsageError(f"{flag} {path}: cannot write in {path.parent} ({exc.strerror or exc})") from None
 
 
 def _evaluate(args, X_train, Y_train, X_test, Y_test, g_train, g_test, target_names, sources_test=None,
@@ -497,40 +529,20 @@ def _train_test(args):
     return tuple(parts[0::2]), tuple(parts[1::2]), names
 
 
-def _oversized_image(paths) -> str | None:
-    """The first file Pillow refuses as a decompression bomb (header reads only)."""
-    for path in paths:
-        try:
-            with Image.open(path):
-                pass
-        except Image.DecompressionBombError:
-            return str(path)
-        except Exception:  # noqa: BLE001 - other problems are reported by their own errors
-            continue
-    return None
-
-
 def run(args) -> None:
     _import_estimators()
     _check_out(args.out)
     _check_out(args.report, "--report")
-    if args.save_model is not None and not args.save_model.parent.is_dir():
-        raise _UsageError(f"--save-model {args.save_model}: no folder {args.save_model.parent}")
+    _check_model_path(args.save_model)
     (p_tr, Y_tr, g_tr, s_tr, _), (p_te, Y_te, g_te, s_te, rows_te), target_names = _train_test(args)
     groups = np.concatenate([g_tr, g_te])
     n_patients = len(np.unique(groups))
     how = "NIH's official split" if args.split == "official" else "patient-wise split"
     _say(args, f"ChestX-ray14 at {', '.join(map(str, args.data))}: {len(groups)} images of {n_patients} patients; "
                f"{how} {len(p_tr)} train / {len(p_te)} test images\n")
-    try:
-        several = len(args.data) > 1
-        result = _evaluate(args, p_tr, Y_tr, p_te, Y_te, g_tr, g_te, target_names,
-                           sources_test=s_te if several else None, sources_train=s_tr if several else None)
-    except Image.DecompressionBombError as exc:
-        culprit = _oversized_image(np.concatenate([p_tr, p_te]))
-        where = f"{culprit}: " if culprit else ""
-        raise Image.DecompressionBombError(
-            f"{where}{exc} Downscale the file, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it.") from None
+    several = len(args.data) > 1
+    result = _evaluate(args, p_tr, Y_tr, p_te, Y_te, g_tr, g_te, target_names,
+                       sources_test=s_te if several else None, sources_train=s_tr if several else None)
     sources = np.concatenate([s_tr, s_te]).astype(str)
     data = {"images": int(len(groups)), "patients": int(n_patients), "train": int(len(p_tr)),
             "test": int(len(p_te)), "split": args.split,
@@ -550,12 +562,12 @@ def _save(args, result, X_train, Y_train, data, target_names) -> None:
 
     name = SAVEABLE[args.save_which]
     metrics = result.to_dict()
-    sidecar = save_model(
+    save_model(
         result.models[name], args.save_model, target_names=target_names, thresholds=result.thresholds[name],
         metrics={"model": name, "test": metrics["summary"][name], "by_source": {
             source: table.get(name) for source, table in metrics["by_source"].items()}},
         data={**data, "fingerprint": data_fingerprint(X_train, Y_train)}, settings=_config(args))
-    _say(args, f"wrote {args.save_model} ({name}) and {sidecar.name}")
+    _say(args, f"wrote {args.save_model} ({name})")
 
 
 def _tune_spaces():
@@ -589,10 +601,12 @@ def _tune_estimator(args):
 def tune_command(args) -> None:
     from optuna.trial import TrialState
 
+    from ._tuning import open_storage
     from .model_selection import tune
     from .pipelines import make_classical_pipeline
 
     _import_estimators()
+    storage = open_storage(args.storage)  # a bad database is found before any feature is computed
     (p_tr, Y_tr, g_tr, _, _), _, _ = _train_test(args)
     study_name = args.study_name or f"skcxr-{args.model}"
     rest = ("NIH's official test list" if args.split == "official"
@@ -606,7 +620,7 @@ def tune_command(args) -> None:
     F = _configure(features, args).fit_transform(p_tr)
     estimator, space = _tune_estimator(args)
     study, _ = tune(_configure(estimator, args), F, Y_tr, g_tr, space=space, n_trials=args.n_trials, cv=args.cv,
-                    storage=args.storage, study_name=study_name, timeout=args.timeout,
+                    storage=storage, study_name=study_name, timeout=args.timeout,
                     random_state=None if args.storage else args.seed, refit=False, verbose=int(not args.quiet))
     counts = {state: len(study.get_trials(deepcopy=False, states=(state,)))
               for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
@@ -651,7 +665,7 @@ def explain(args) -> None:
         params, routing = groups_fit_params(model, groups)
         with routing_context(routing):
             model.fit(paths, Y, **params)
-        save_model(model, args.out / "model.joblib", target_names=names, settings=_config(args),
+        save_model(model, args.out / "model.skcxr", target_names=names, settings=_config(args),
                    data={"images": int(len(paths)), "fingerprint": data_fingerprint(paths, Y)})
     try:
         prep, maps_step, fusion = attention_steps(model)
@@ -663,10 +677,11 @@ def explain(args) -> None:
     fused = fusion.transform(maps)
     proba = model.predict_proba(paths)
     names = np.asarray(names if names is not None else range(proba.shape[1]), dtype=str)
-    for path, x, (lung, cam), f, p in zip(args.images, X, maps, fused, proba):
+    stems = _numbered(path.stem for path in args.images)  # a/chest.png and b/chest.png: two pictures
+    for path, stem, x, (lung, cam), f, p in zip(args.images, stems, X, maps, fused, proba):
         top = np.argsort(p)[::-1][:3]
         title = f"{path.name}: " + ", ".join(f"{names[k]} {p[k]:.2f}" for k in top)
-        out = args.out / f"{path.stem}_attention.png"
+        out = args.out / f"{stem}_attention.png"
         attention_panel(x, cam, lung, f, title=title).savefig(out, dpi=100)
         _say(args, f"wrote {out}")
 
@@ -702,6 +717,27 @@ def _images_to_predict(args):
     return np.asarray(paths, dtype=object), None, None
 
 
+#: What ``skcxr predict`` may write in ``--out``; a run first removes those an earlier run left.
+PREDICT_OUTPUTS = ("probabilities.csv", "predictions.csv", "metrics.json", "unreadable.csv")
+
+
+def _unreadable(paths, n_jobs) -> dict:
+    """{path: one-line reason} for the images the library cannot read (every file read once, in parallel)."""
+    from joblib import Parallel, delayed
+
+    from .datasets.io import read_image
+
+    def problem(path):
+        try:
+            read_image(path)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            return _error_line(exc)
+        return None
+
+    reasons = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(problem)(p) for p in paths)
+    return {p: r for p, r in zip(paths, reasons) if r is not None}
+
+
 def predict(args) -> None:
     import pandas as pd
 
@@ -709,9 +745,19 @@ def predict(args) -> None:
 
     _import_estimators()
     _check_out(args.out)
+    for name in PREDICT_OUTPUTS:
+        (args.out / name).unlink(missing_ok=True)
     paths, Y, groups = _images_to_predict(args)
     model, names, thresholds = _load_model(args.model)
     _configure(model, args)
+    bad = _unreadable(paths, args.n_jobs)
+    for path, reason in bad.items():
+        print(f"skcxr: {'warning' if args.skip_bad else 'error'}: cannot read {reason}"
+              + ("" if path in reason else f" ({path})"), file=sys.stderr)
+    good = np.array([p not in bad for p in paths], dtype=bool)
+    if not good.any():
+        raise ValueError(f"none of the {len(paths)} images can be read")
+    paths, Y, groups = paths[good], None if Y is None else Y[good], None if groups is None else groups[good]
     _say(args, f"Predicting {len(paths)} images with {args.model} ...")
     proba = np.asarray(model.predict_proba(paths), dtype=float)
     names = [str(n) for n in (names if names is not None else range(proba.shape[1]))]
@@ -719,10 +765,17 @@ def predict(args) -> None:
         raise ValueError(f"--model {args.model}: predict_proba gave shape {proba.shape} for {len(names)} labels")
     saved = thresholds is not None
     thresholds = thresholds if saved else np.full(len(names), 0.5)
-    index = pd.Index([os.path.relpath(p, args.data) if args.data is not None else p for p in paths], name="image")
+
+    def shown(p):
+        return os.path.relpath(p, args.data) if args.data is not None else p
+
+    index = pd.Index([shown(p) for p in paths], name="image")
     written = [args.out / "probabilities.csv", args.out / "predictions.csv"]
     pd.DataFrame(proba, index=index, columns=names).to_csv(written[0], float_format="%.6f")
     pd.DataFrame((proba >= thresholds).astype(int), index=index, columns=names).to_csv(written[1])
+    if bad:
+        written.append(args.out / "unreadable.csv")
+        pd.DataFrame({"image": [shown(p) for p in bad], "error": list(bad.values())}).to_csv(written[-1], index=False)
     if Y is not None:
         auc = bootstrap_macro_auc(Y, proba, groups, n_boot=args.n_boot, random_state=0)
         metrics = {"images": int(len(Y)), "macro_auc": auc.estimate, "macro_auc_low": auc.low,
@@ -733,6 +786,9 @@ def predict(args) -> None:
               f"(95% bootstrap over {len(np.unique(groups))} patients)")
     _say(args, f"wrote {', '.join(p.name for p in written)} to {args.out} "
                f"(0/1 at {'the thresholds saved with the model' if saved else '0.5'})")
+    if bad and not args.skip_bad:
+        raise ValueError(f"{len(bad)} of {len(paths) + len(bad)} images could not be read (named above and in "
+                         f"{args.out / 'unreadable.csv'}); the others were predicted. --skip-bad exits 0 then")
 
 
 # -- entry point --------------------------------------------------------------------------------

@@ -27,9 +27,12 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import image_stack_tags
+from ._validation import NumberInterval, image_stack_tags
 
 __all__ = ["AttentionMaps", "AttentionFusion", "MapPooler", "attention_steps"]
+
+# How far outside [0, 1] AttentionFusion lets a map stray: float32 rounding of a resized map, clipped after fusion.
+_ROUNDING = 1e-5
 
 
 class AttentionMaps(TransformerMixin, BaseEstimator):
@@ -201,14 +204,15 @@ class AttentionFusion(_StatelessMaps):
     """Blend lung maps and CAMs, ``F = lam * U + (1 - lam) * G``, then smooth.
 
     Takes the ``(n, 2, S, S)`` stacks of :class:`AttentionMaps` (channel 0 the
-    lung map ``U``, channel 1 the CAM ``G``) and returns the fused maps,
-    Gaussian-smoothed within each image and clipped to [0, 1]. Stateless:
-    ``fit`` only checks the parameters.
+    lung map ``U``, channel 1 the CAM ``G``), both in [0, 1], and returns the
+    fused maps, Gaussian-smoothed within each image and clipped to [0, 1].
+    Stateless: ``fit`` only checks the parameters and the maps.
 
     Parameters
     ----------
     lam : float in [0, 1], default=0.5
-        Weight of the lung map: 1 keeps the U-Net map only, 0 the CAM only.
+        Weight of the lung map: 1 keeps the U-Net map only, 0 the CAM only (a
+        number: booleans are refused).
     smooth_sigma : float >= 0 or None, default=2.0
         Standard deviation, in pixels, of the Gaussian smoothing
         (:func:`scipy.ndimage.gaussian_filter`, edges reflected); None or 0
@@ -227,7 +231,7 @@ class AttentionFusion(_StatelessMaps):
     """
 
     _parameter_constraints = {
-        "lam": [Interval(Real, 0, 1, closed="both")],
+        "lam": [NumberInterval(Real, 0, 1, closed="both")],
         "smooth_sigma": [Interval(Real, 0, None, closed="left"), None],
     }
 
@@ -241,7 +245,7 @@ class AttentionFusion(_StatelessMaps):
         Parameters
         ----------
         X : array-like of shape (n, 2, S, S)
-            Lung maps and CAMs.
+            Lung maps and CAMs, in [0, 1].
         y : ignored
 
         Returns
@@ -279,6 +283,12 @@ class AttentionFusion(_StatelessMaps):
             raise ValueError(
                 f"AttentionFusion expects stacks of shape (n, 2, S, S) (lung map, Grad-CAM), as AttentionMaps "
                 f"gives; got shape {X.shape}."
+            )
+        low, high = float(X.min()), float(X.max())
+        if low < -_ROUNDING or high > 1 + _ROUNDING:
+            raise ValueError(
+                f"AttentionFusion expects maps in [0, 1] (lung probabilities, normalised Grad-CAMs); got values "
+                f"in [{low:g}, {high:g}]. Scale them first (8-bit maps: divide by 255)."
             )
         return X
 

@@ -23,7 +23,7 @@ from sklearn.utils import metadata_routing
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_image_stack, image_stack_tags
+from ._validation import NumberInterval, check_image_stack, image_stack_tags
 from .segmentation import frozen_segmenter
 
 __all__ = ["LungRegion", "lung_boxes"]
@@ -116,7 +116,7 @@ class LungRegion(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "segmenter": [None, HasMethods(["transform"]), str, os.PathLike],
         "mode": [StrOptions({"crop", "mask"})],
-        "margin": [Interval(Real, 0, 0.5, closed="left")],
+        "margin": [NumberInterval(Real, 0, 0.5, closed="left")],
         "threshold": [Interval(Real, 0, 1, closed="neither")],
         "size": [None, Interval(Integral, 8, None, closed="left")],
     }

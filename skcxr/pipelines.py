@@ -1,7 +1,9 @@
 """Ready-made pipelines: classical texture features + logistic regression, the hybrid and the attention systems.
 
 Every step has a name, so any part swaps with ``set_params`` (``clf=...``,
-``features__hog__orientations=...``) or is tuned by ``GridSearchCV``.
+``features__hog__orientations=...``) or is tuned by ``GridSearchCV``. Each is a
+:class:`MultilabelPipeline`: whatever classifier it ends in, ``fit`` first
+checks that ``Y`` is a 2-D 0/1 indicator matrix.
 
 With ``memory=``, the Pipeline caches the fitted preprocessing and feature
 steps with :func:`skcxr._cache.check_memory`: image paths are keyed on file
@@ -16,6 +18,7 @@ scikit-learn's plain ``joblib.Memory``, keyed on file names.
 from __future__ import annotations
 
 import copy
+import os
 import warnings
 
 from sklearn.frozen import FrozenEstimator
@@ -23,8 +26,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import _num_samples
 
 from ._cache import check_memory
+from ._validation import check_multilabel_Y
 from .explain import GradCAM
 from .features import CNNEmbedder, HOGFeatures, LBPFeatures
 from .fusion import AttentionFusion, AttentionMaps, MapPooler
@@ -66,6 +71,31 @@ HYBRID_C = 3e-5
 CAM_IMAGE_SIZE = 128
 
 
+class MultilabelPipeline(Pipeline):
+    """scikit-learn's Pipeline that checks the disease target before fitting any step.
+
+    ``fit``, ``fit_transform`` and ``fit_predict`` refuse a ``Y`` that is not a
+    2-D 0/1 indicator matrix with one row per image (label strings, a 1-D
+    target, ...) with skcxr's one target check, before any image is read,
+    whatever the final classifier accepts. Everything else is as in
+    :class:`sklearn.pipeline.Pipeline`; ``y=None`` is passed on unchecked.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> pipe = MultilabelPipeline([("clf", LogisticRegression())])
+    >>> pipe.fit([[0.0], [1.0]], ["No Finding", "Effusion"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Y must be a 2-D 0/1 indicator matrix (n_samples, n_labels), got label strings such as 'No Finding'. ...
+    """
+
+    def _fit(self, X, y=None, *args, **kwargs):
+        if y is not None:
+            check_multilabel_Y(y, None if isinstance(X, (str, bytes, os.PathLike)) else _num_samples(X))
+        return super()._fit(X, y, *args, **kwargs)
+
+
 def pretrained_cnn(size: int = 224, **params) -> CNNEmbedder:
     """The defaults' frozen CNN: ``CNNEmbedder(BACKBONE, weights="imagenet", pooling=POOLING, image_size=size)``.
 
@@ -99,7 +129,7 @@ def _texture_features(n_jobs):
 
 
 def make_classical_pipeline(classifier=None, *, size: int = 224, equalize: str | None = "global",
-                            memory=None, n_jobs: int | None = None) -> Pipeline:
+                            memory=None, n_jobs: int | None = None) -> MultilabelPipeline:
     """``CXRPreprocessor -> FeatureUnion(LBP, HOG) -> StandardScaler -> classifier``.
 
     Parameters
@@ -130,7 +160,7 @@ def make_classical_pipeline(classifier=None, *, size: int = 224, equalize: str |
     >>> pipe.predict_proba(data.images[:2]).shape
     (2, 7)
     """
-    return Pipeline([
+    return MultilabelPipeline([
         ("prep", CXRPreprocessor(size=size, equalize=equalize, n_jobs=n_jobs)),
         ("features", FeatureUnion(_texture_features(n_jobs))),
         ("scale", StandardScaler()),
@@ -139,7 +169,7 @@ def make_classical_pipeline(classifier=None, *, size: int = 224, equalize: str |
 
 
 def make_hybrid_pipeline(cnn=None, classifier=None, *, size: int = 224, texture: bool = True,
-                         memory=None, n_jobs: int | None = None, random_state=None) -> Pipeline:
+                         memory=None, n_jobs: int | None = None, random_state=None) -> MultilabelPipeline:
     """``CXRPreprocessor -> FeatureUnion(LBP, HOG, CNNEmbedder) -> StandardScaler -> classifier``.
 
     The hybrid system: hand-crafted texture features next to a CNN embedding.
@@ -208,7 +238,7 @@ def make_hybrid_pipeline(cnn=None, classifier=None, *, size: int = 224, texture:
     if classifier is None:
         classifier = make_logistic_regression(HYBRID_C)
     features = (_texture_features(n_jobs) if texture else []) + [("cnn", cnn)]
-    return Pipeline([
+    return MultilabelPipeline([
         ("prep", CXRPreprocessor(size=size, n_jobs=n_jobs)),
         ("features", FeatureUnion(features)),
         ("scale", StandardScaler()),
@@ -218,7 +248,7 @@ def make_hybrid_pipeline(cnn=None, classifier=None, *, size: int = 224, texture:
 
 def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, lam: float = 0.5, cv=3,
                             classifier=None, size: int = 224, pool_size: int = 8, memory=None,
-                            n_jobs: int | None = None, random_state=None) -> Pipeline:
+                            n_jobs: int | None = None, random_state=None) -> MultilabelPipeline:
     """The report's attention systems: U-Net lung masks and Grad-CAM, fused with weight ``lam``.
 
     - ``system="maps"`` (the report's week 5): ``CXRPreprocessor ->
@@ -332,7 +362,7 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
         union = image_features() + [("lungs", lungs), ("attention", attention)]
         steps = [("features", FeatureUnion(union))]
         classifier = make_logistic_regression(ATTENTION_C) if classifier is None else classifier
-    return Pipeline([
+    return MultilabelPipeline([
         ("prep", CXRPreprocessor(size=size, n_jobs=n_jobs)),
         *steps,
         ("scale", StandardScaler()),

@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import (
 )
 
 from ._parallel import N_JOBS_CONSTRAINT, map_batches
-from ._validation import image_stack_tags, is_path_array
+from ._validation import NumberInterval, image_stack_tags, is_path_array
 from .datasets import read_image
 
 __all__ = ["CXRPreprocessor"]
@@ -199,7 +199,7 @@ class CXRPreprocessor(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "size": [Interval(Integral, 8, None, closed="left")],
         "equalize": [StrOptions({"global", "clahe"}), None],
-        "clip_limit": [Interval(Real, 0, 1, closed="right")],
+        "clip_limit": [NumberInterval(Real, 0, 1, closed="right")],
         "out_range": ["array-like"],
         "n_jobs": N_JOBS_CONSTRAINT,
         "batch_size": [Interval(Integral, 1, None, closed="left")],

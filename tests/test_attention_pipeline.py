@@ -18,6 +18,7 @@ from skcxr.features import ResNetEmbedder
 from skcxr.fusion import AttentionMaps
 from skcxr.neural import ResNetFineTuner
 from skcxr.nn import UNet
+from skcxr.persistence import save_model
 from skcxr.pipelines import (ATTENTION_C, BACKBONE, LUNG_MARGIN, POOLING, make_attention_pipeline,
                              make_classical_pipeline)
 from skcxr.preprocessing import CXRPreprocessor
@@ -104,14 +105,20 @@ def test_maps_system_and_lam_validation(data, unet_file):
 def test_explain_writes_panels_and_refuses_other_models(data, unet_file, tmp_path):
     pipe = make_attention_pipeline(segmenter=FrozenEstimator(UNetSegmenter.load(unet_file)), cnn=_cnn(), size=SIZE,
                                    random_state=0).fit(data.images, data.Y)
-    joblib.dump({"model": pipe, "target_names": data.target_names}, tmp_path / "model.joblib")
-    image = tmp_path / "chest.png"
+    save_model(pipe, tmp_path / "model.skcxr", target_names=data.target_names)
     from PIL import Image
 
-    Image.fromarray(data.images[0]).save(image)
-    assert main(["explain", str(image), "--model", str(tmp_path / "model.joblib"), "--out", str(tmp_path / "o")]) == 0
-    assert (tmp_path / "o" / "chest_attention.png").stat().st_size > 10_000
+    image, twin = tmp_path / "a" / "chest.png", tmp_path / "b" / "chest.png"  # one file name, two images
+    for path, k in [(image, 0), (twin, 1)]:
+        path.parent.mkdir()
+        Image.fromarray(data.images[k]).save(path)
+    assert main(["explain", str(image), str(twin), "--model", str(tmp_path / "model.skcxr"),
+                 "--out", str(tmp_path / "o")]) == 0
+    pictures = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert pictures == ["chest-2_attention.png", "chest_attention.png"]
+    assert all((tmp_path / "o" / p).stat().st_size > 10_000 for p in pictures)
+    assert (tmp_path / "o" / pictures[0]).read_bytes() != (tmp_path / "o" / pictures[1]).read_bytes()
     joblib.dump(make_classical_pipeline(size=SIZE).fit(data.images, data.Y), tmp_path / "classical.joblib")
     assert main(["explain", str(image), "--model", str(tmp_path / "classical.joblib"), "--out", str(tmp_path)]) == 1
-    assert main(["explain", str(tmp_path / "missing.png"), "--model", str(tmp_path / "model.joblib"),
+    assert main(["explain", str(tmp_path / "missing.png"), "--model", str(tmp_path / "model.skcxr"),
                  "--out", str(tmp_path)]) == 1

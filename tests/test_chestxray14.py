@@ -163,6 +163,15 @@ def test_unknown_finding_names_row_and_count(tmp_path, nih_root):
         load_chestxray14(root)
 
 
+def test_no_finding_together_with_a_finding_names_the_row(tmp_path, nih_root):
+    def contradiction(cells):
+        cells[2][1] = "No Finding|Effusion"
+    root, names = _make_root(tmp_path, nih_root, edit=contradiction)
+    with pytest.raises(ValueError, match=rf"line 4 \({names[2]}\): Finding Labels 'No Finding\|Effusion' is "
+                                         r"'No Finding' together with a finding"):
+        load_chestxray14(root)
+
+
 # --- findings_to_Y: the public helper load_chestxray14 uses ------------------------------------
 
 
@@ -190,6 +199,8 @@ def test_findings_to_Y_lists_series_and_own_names():
         (["effusion"], {}, r"Unknown finding name.*'effusion'.*'Effusion'"),
         (["Mass", ""], {}, r"labels\[1\] = '' is an empty string.*No Finding"),
         (["Mass", float("nan")], {}, r"labels\[1\] = nan is not a label string"),
+        (["Mass", "Effusion|No Finding"], {}, r"labels\[1\] = 'Effusion\|No Finding' is 'No Finding' together"),
+        ([["No Finding", "Mass"]], {}, r"'No Finding' together with a finding"),
         ([["Mass", 3]], {}, r"not a label string or a list of names"),
         ("Effusion|Mass", {}, r"single string.*\['Effusion\|Mass'\]"),
         (["Mass"], {"target_names": ["Mass", "No Finding"]}, "not a column"),

@@ -6,8 +6,9 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
+import zipfile
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +16,7 @@ from PIL import Image
 
 from skcxr import cli, evaluation
 from skcxr.cli import main
-from skcxr.datasets import make_phantoms
+from skcxr.persistence import load_model, read_description
 from conftest import phantom_folder
 
 TABLE_COLUMNS = ["Macro-AUC", "AUC low", "AUC high", "ΔAUC", "ΔAUC low", "ΔAUC high", "Micro-F1", "Macro-F1",
@@ -248,8 +249,8 @@ def test_explain_trains_on_a_folder_first(tmp_path, capsys):
     out = tmp_path / "pictures"
     assert main(["explain", str(image), "--data", str(root), "--size", "32", "--out", str(out), "--n-jobs", "1"]) == 0
     assert (out / f"{image.stem}_attention.png").stat().st_size > 10_000
-    saved = joblib.load(out / "model.joblib")
-    assert saved["target_names"][0] == "Atelectasis" and hasattr(saved["model"], "predict_proba")
+    saved = load_model(out / "model.skcxr")
+    assert saved.target_names[0] == "Atelectasis" and hasattr(saved.model, "predict_proba")
 
 
 # --- models that travel, progress, flags ------------------------------------------------------
@@ -263,12 +264,13 @@ def test_version_names_the_libraries(capsys):
 
 def test_saved_model_predicts_a_folder_with_and_without_labels(tmp_path, capsys):
     data = phantom_folder(tmp_path / "data", n=48, size=32)
-    model = tmp_path / "model.joblib"
+    model = tmp_path / "model.skcxr"
     assert main(["run", "--data", str(data), "--size", "16", "--n-jobs", "1", "--n-boot", "50",
                  "--save-model", str(model), "--save-which", "classical", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "img/s" not in captured.err and "wrote" not in captured.out  # --quiet: no bars, no progress lines
-    sidecar = _strict_json(tmp_path / "model.joblib.json")
+    assert [p.name for p in tmp_path.iterdir() if "model" in p.name] == ["model.skcxr"]  # one file
+    sidecar = read_description(model)
     assert sidecar["metrics"]["model"] == cli.BASELINE and len(sidecar["thresholds"]) == 14
     assert sidecar["data"]["images"] == 48 and len(sidecar["data"]["fingerprint"]) == 64
     assert sidecar["versions"]["skcxr"] and sidecar["target_names"][:2] == ["Atelectasis", "Cardiomegaly"]
@@ -305,11 +307,13 @@ def test_predict_refuses_a_model_of_another_version_in_one_line(tmp_path, capsys
 
     from skcxr.persistence import save_model
 
-    model = tmp_path / "m.joblib"
+    model = tmp_path / "m.skcxr"
     save_model(DummyClassifier().fit([[0], [1]], [0, 1]), model, target_names=["x"])
-    info = json.loads((tmp_path / "m.joblib.json").read_text())
+    info = read_description(model)
     info["versions"]["skcxr"] = "0.0.1"
-    (tmp_path / "m.joblib.json").write_text(json.dumps(info))
+    with zipfile.ZipFile(model, "a") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name": the last member of a name is the one read
+        zf.writestr("skcxr.json", json.dumps(info))
     image = tmp_path / "x.png"
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(image)
     assert main(["predict", str(image), "--model", str(model), "--out", str(tmp_path / "o")]) == 1
@@ -351,3 +355,45 @@ def test_progress_bars_by_default_and_device_reaches_the_networks(tmp_path, caps
     monkeypatch.setattr(evaluation, "holdout_report", record)
     assert main(["demo", "--n-images", "40", "--size", "32", "--device", "cpu", "--verbose"]) == 130
     assert seen == {"devices": {"cpu"}, "verbose": 2}
+
+
+def _bad_files(folder):
+    """Break two images of a phantom folder: one truncated, one not an image."""
+    images = sorted((folder / "images").iterdir())
+    images[0].write_bytes(images[0].read_bytes()[:200])
+    images[1].write_bytes(b"not a png")
+    return images[0].name, images[1].name
+
+
+def test_save_model_path_is_checked_before_training(tmp_path, capsys, monkeypatch):
+    data = phantom_folder(tmp_path / "data", n=48, size=32)
+    monkeypatch.setattr(cli, "_evaluate", lambda *a, **k: pytest.fail("trained before checking --save-model"))
+    for path, named in [(tmp_path, "is a folder; give a file name"), (tmp_path / "no" / "m.skcxr", "no folder")]:
+        assert main(["run", "--data", str(data), "--save-model", str(path), "-q"]) == 1
+        assert named in _one_error_line(capsys.readouterr().err)
+
+
+def test_predict_writes_the_good_rows_names_each_bad_file_and_leaves_nothing_stale(tmp_path, capsys):
+    data = phantom_folder(tmp_path / "data", n=48, size=32)
+    model = tmp_path / "model.skcxr"
+    assert main(["run", "--data", str(data), "--size", "16", "--n-jobs", "1", "--n-boot", "20", "--threshold-cv", "0",
+                 "--save-model", str(model), "--save-which", "classical", "-q"]) == 0
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(model), "--data", str(data), "--out", str(out), "--n-boot", "20",
+                 "-q"]) == 0
+    assert (out / "metrics.json").exists()
+    capsys.readouterr()
+    truncated, junk = _bad_files(data)
+    plain = tmp_path / "plain"  # the same folder without its label file: no metrics.json this time
+    plain.mkdir()
+    os.rename(data / "images", plain / "images")
+    assert main(["predict", "--model", str(model), "--data", str(plain), "--out", str(out), "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("skcxr: error: ") for line in err)
+    assert truncated in err[0] and junk in err[1] and "2 of 48 images could not be read" in err[2]
+    proba = pd.read_csv(out / "probabilities.csv", index_col="image")
+    assert len(proba) == 46 and f"images/{truncated}" not in proba.index
+    assert list(pd.read_csv(out / "unreadable.csv")["image"]) == [f"images/{truncated}", f"images/{junk}"]
+    assert not (out / "metrics.json").exists()  # the earlier run's, which these predictions do not match
+    assert main(["predict", "--model", str(model), "--data", str(plain), "--out", str(out), "-q", "--skip-bad"]) == 0
+    assert capsys.readouterr().err.count("skcxr: warning: cannot read") == 2

@@ -97,12 +97,21 @@ def test_fusion_blends_then_smooths_each_image_alone():
         smooth_sigma=None).transform(maps).tolist()
 
 
-def test_fusion_clips_to_unit_interval():
+@pytest.mark.parametrize("scale, offset, shown", [(255, 0, r"\[0, 255\]"), (1, -0.5, r"\[-0.5, 0.5\]")])
+def test_fusion_refuses_maps_outside_the_unit_interval(scale, offset, shown):
     maps = _stacks()
-    maps[0, 0] = 3.0
-    maps[0, 1] = -1.0
-    fused = AttentionFusion(lam=0.9, smooth_sigma=None).transform(maps)
-    assert fused.min() >= 0 and fused.max() <= 1 and fused[0].max() == 1
+    maps[0, 0, 0, 0], maps[0, 1, 0, 0] = 0, 1
+    maps = maps * scale + offset
+    for call in (lambda est: est.fit(maps), lambda est: est.transform(maps)):
+        with pytest.raises(ValueError, match=rf"maps in \[0, 1\].*got values in {shown}"):
+            call(AttentionFusion(smooth_sigma=None))
+
+
+@pytest.mark.parametrize("lam", [True, False])
+def test_fusion_refuses_a_boolean_lam(lam):
+    for call in (lambda est: est.fit(_stacks()), lambda est: est.transform(_stacks())):
+        with pytest.raises(InvalidParameterError, match=rf"'lam' parameter of AttentionFusion.*not a bool. Got {lam}"):
+            call(AttentionFusion(lam=lam))
 
 
 def test_fusion_is_stateless():

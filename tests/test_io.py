@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import re
 import sys
 
 import numpy as np
@@ -235,6 +236,34 @@ def test_decompression_bomb_is_pillows_error_not_a_corrupt_file(tmp_path, monkey
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1024 pixels > 2 * 100: refused by Pillow
     with pytest.raises(Image.DecompressionBombError):
         read_image(path)
+
+
+def test_decompression_bomb_names_the_file_in_the_library(tmp_path, monkeypatch):
+    from skcxr.preprocessing import CXRPreprocessor
+
+    path = _save(tmp_path, Image.fromarray(np.zeros((32, 32), np.uint8)), "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    match = rf"^Cannot read {re.escape(repr(str(path)))}: Image size \(1024 pixels\).*MAX_IMAGE_PIXELS[^\n]*$"
+    with pytest.raises(Image.DecompressionBombError, match=match) as err:
+        read_image(path)
+    assert isinstance(err.value.__cause__, Image.DecompressionBombError)  # Pillow's own error, chained
+    with pytest.raises(Image.DecompressionBombError, match="huge.png"):  # what predict and explain call
+        CXRPreprocessor(size=16, n_jobs=1).transform([str(path)])
+
+
+def test_any_decoder_error_names_the_file(tmp_path, monkeypatch):
+    import struct
+
+    path = _save(tmp_path, Image.fromarray(np.zeros((4, 4), np.uint8)), "odd.png")
+
+    def malformed(fp, *args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")  # as Pillow's plugins do on bad headers
+
+    monkeypatch.setattr(Image, "open", malformed)
+    match = r"^Cannot read '.*odd\.png': corrupt or truncated image \(unpack requires"
+    with pytest.raises(ValueError, match=match) as err:
+        read_image(path)
+    assert isinstance(err.value.__cause__, struct.error)
 
 
 def test_permission_error_passes_through(tmp_path, monkeypatch):

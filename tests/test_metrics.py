@@ -315,6 +315,22 @@ def test_every_01_matrix_form_is_accepted(Y):
         assert multilabel_report(sparse.csr_matrix(Y), P).macro_auc == 1.0
 
 
+def test_nan_is_a_missing_label_only_when_the_caller_allows_it():
+    from skcxr._validation import check_multilabel_Y
+
+    Y = np.array([[0, np.nan], [1, 0], [np.nan, 1]])
+    with pytest.raises(ValueError, match="got also nan"):
+        check_multilabel_Y(Y)
+    checked = check_multilabel_Y(Y, 3, allow_missing=True)
+    assert checked.dtype == np.float64
+    np.testing.assert_array_equal(checked, Y)  # NaN stays NaN (assert_array_equal matches NaN with NaN)
+    assert check_multilabel_Y([[1, 0]], allow_missing=True).dtype == np.float64
+    with pytest.raises(ValueError, match="got also 2"):
+        check_multilabel_Y(np.array([[2.0, np.nan]]), allow_missing=True)
+    with pytest.raises(ValueError, match=rf"label strings.*{HOW_TO}"):
+        check_multilabel_Y(np.array(["No Finding", "Mass"]), allow_missing=True)
+
+
 def test_the_helpers_the_message_names_build_an_accepted_matrix():
     from sklearn.preprocessing import MultiLabelBinarizer
 

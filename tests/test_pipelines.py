@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
 
 from skcxr._cache import ContentMemory
 from skcxr.datasets import load_chestxray14, make_phantoms
@@ -16,8 +17,8 @@ from skcxr.features import ResNetEmbedder
 from skcxr.metrics import SCORERS, multilabel_report
 from skcxr.model_selection import MultilabelStratifiedGroupKFold
 from skcxr.neural import MLP, DeeperMLP, MultilabelNeuralNetClassifier
-from skcxr.pipelines import (BACKBONE, HYBRID_C, POOLING, make_classical_pipeline, make_hybrid_pipeline,
-                             make_logistic_regression)
+from skcxr.pipelines import (BACKBONE, HYBRID_C, POOLING, MultilabelPipeline, make_attention_pipeline,
+                             make_classical_pipeline, make_hybrid_pipeline, make_logistic_regression)
 from skcxr.preprocessing import CXRPreprocessor
 
 
@@ -129,3 +130,39 @@ def test_clone_keeps_structure():
     cloned = clone(pipe)
     assert [name for name, _ in cloned.named_steps["features"].transformer_list] == ["cnn"]
     assert cloned.get_params()["features__cnn__image_size"] == 64
+
+
+# --- the target contract: every ready-made pipeline checks Y itself, whatever it ends in --------------
+
+NIH_STRINGS = np.array(["Cardiomegaly|Effusion", "No Finding", "Effusion", "No Finding"])
+BUILDERS = {
+    "classical": lambda: make_classical_pipeline(size=32),
+    "hybrid": lambda: make_hybrid_pipeline(size=32),
+    "attention-final": lambda: make_attention_pipeline(size=32),
+    "attention-maps": lambda: make_attention_pipeline("maps", size=32),
+}
+
+
+@pytest.mark.parametrize("clf", [None, KNeighborsClassifier(1)], ids=["default", "accepts-strings"])
+@pytest.mark.parametrize("build", BUILDERS.values(), ids=BUILDERS.keys())
+def test_every_pipeline_refuses_label_strings_before_reading_an_image(build, clf):
+    pipe = build() if clf is None else build().set_params(clf=clf)
+    assert isinstance(pipe, MultilabelPipeline)
+    absent = [f"/no/such/folder/{i}.png" for i in range(4)]  # read first, these would raise FileNotFoundError
+    for fitted in (pipe, clone(pipe)):
+        with pytest.raises(ValueError, match=r"^Y must be a 2-D 0/1 indicator matrix \(n_samples, n_labels\), "
+                                             r"got label strings such as 'Cardiomegaly\|Effusion'.*findings_to_Y"):
+            fitted.fit(absent, NIH_STRINGS)
+    with pytest.raises(ValueError, match="Y has 3 rows but X has 4 samples"):
+        pipe.fit(absent, np.eye(3, dtype=np.uint8))
+
+
+def test_label_strings_no_longer_fit_a_multiclass_model():
+    images = make_phantoms(4, size=32, random_state=0).images
+    pipe = make_classical_pipeline(size=32)
+    with pytest.raises(ValueError, match="label strings"):  # before: a 3-class model over the strings
+        pipe.fit(images, NIH_STRINGS)
+    with pytest.raises(ValueError, match=r"shape \(4,\).*1-D target"):
+        pipe.fit(images, np.array([0, 1, 1, 0]))
+    assert pipe[:2].fit_transform(images).shape[0] == 4  # no target: the label-free prefix fits as before
+    assert type(pipe[:2]) is MultilabelPipeline

@@ -254,6 +254,7 @@ def test_what_the_layout_messages_suggest_works():
         ({"equalize": "hist"}, "equalize"),
         ({"clip_limit": 0}, "clip_limit"),
         ({"clip_limit": 1.5}, "clip_limit"),
+        ({"clip_limit": True}, "clip_limit"),
         ({"out_range": (1, -1)}, "out_range"),
         ({"out_range": (0, np.inf)}, "out_range"),
         ({"out_range": (0,)}, "out_range"),

@@ -173,6 +173,14 @@ def test_lung_boxes_ignore_specks_and_fall_back_to_the_whole_image():
     assert lung_boxes(maps[:1], margin=0.1).tolist() == [[0, 5, 50, 30]]
 
 
+@pytest.mark.parametrize("margin", [False, True])
+def test_lung_region_margin_is_a_number_not_a_bool(margin):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match=rf"'margin' parameter of LungRegion.*Got {margin}"):
+        LungRegion(margin=margin).fit(np.zeros((1, 16, 16), np.float32))
+
+
 def test_lung_region_crop_and_mask(fitted, phantoms):
     X, masks = phantoms
     region = LungRegion(FrozenEstimator(fitted)).fit(X)

@@ -19,7 +19,7 @@ from sklearn.datasets import make_multilabel_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skcxr.cli import main
 from skcxr.model_selection import MultilabelStratifiedGroupKFold, OptunaPruning, TuneResult, tune
@@ -287,6 +287,113 @@ def test_two_worker_processes_finish_n_trials_together(tmp_path, worker):
     assert pids == {p.pid for p in procs}  # both worked on it
 
 
+INTERRUPTED = r"""
+import os, signal, sys
+from sklearn.datasets import make_multilabel_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from optuna.distributions import FloatDistribution
+from skcxr.model_selection import tune
+
+FITS, AT = [0], int(sys.argv[2])
+
+
+class Interrupted(LogisticRegression):
+    def fit(self, X, y):
+        FITS[0] += 1
+        if FITS[0] == AT:  # Ctrl-C inside a fold's fit
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().fit(X, y)
+
+
+def space(trial):  # AT = 0: Ctrl-C while Optuna sets up trial 1, outside the folds
+    if AT == 0 and trial.number == 1:
+        os.kill(os.getpid(), signal.SIGINT)
+    return {"estimator__C": trial.suggest_float("C", 1e-2, 10, log=True)}
+
+
+X, Y = make_multilabel_classification(60, n_features=5, n_classes=3, random_state=0)
+try:
+    tune(OneVsRestClassifier(Interrupted()), X, Y, space=space, n_trials=3, storage=sys.argv[1],
+         study_name="s", refit=False, random_state=0)
+except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    sys.exit(130)
+print("not interrupted", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("at", [0, 14], ids=["between trials", "inside a fit"])
+def test_ctrl_c_prunes_the_running_trial_exits_130_and_a_rerun_resumes(tmp_path, at):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    # fit 14: trial 1 (3 folds of 3 labels = 9 fits a trial), fold 2
+    done = subprocess.run([sys.executable, str(script), storage, str(at)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 130 and done.stderr == "interrupted\n", done.stderr  # no traceback, no log lines
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert study.trials[1].user_attrs["interrupted"] is True
+    again = subprocess.run([sys.executable, str(script), storage, "-1"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert _states(optuna.load_study(study_name="s", storage=storage))[TrialState.COMPLETE] == 3
+
+
+def test_a_study_refuses_another_estimator_space_or_data(tmp_path):
+    X, Y, groups = _data(60)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    space = {"clf__estimator__C": FloatDistribution(1e-2, 10, log=True)}
+    tune(_lr_pipeline(), X, Y, groups, space=space, n_trials=1, storage=storage, study_name="s", refit=False)
+    other_space = {"clf__estimator__C": FloatDistribution(1e-4, 1, log=True)}
+    other_estimator = _lr_pipeline().set_params(clf__estimator__max_iter=50)
+    for args, what in [((_lr_pipeline(), X, Y, groups, other_space), "search space: it has"),
+                       ((other_estimator, X, Y, groups, space), "estimator's settings"),
+                       ((Pipeline([("scale", MinMaxScaler()), ("clf", OneVsRestClassifier(LogisticRegression()))]),
+                         X, Y, groups, space), "another estimator: it has StandardScaler -> OneVsRestClassifier, "
+                                               "this run MinMaxScaler -> OneVsRestClassifier"),
+                       ((_lr_pipeline(), X[:, :4], Y, groups, space), "another data")]:
+        estimator, X_, Y_, g_, space_ = args
+        with pytest.raises(ValueError, match=what) as info:
+            tune(estimator, X_, Y_, g_, space=space_, n_trials=2, storage=storage, study_name="s", refit=False)
+        assert "study 's' in sqlite:///" in str(info.value) and "another study name" in str(info.value)
+    study, _ = tune(_lr_pipeline(), X, Y, groups, space=space, n_trials=2, storage=storage, study_name="s",
+                    refit=False)  # the same again: continues
+    assert _states(study)[TrialState.COMPLETE] == 2
+
+
+@pytest.mark.parametrize("make, named", [
+    (lambda d: (d / "bad.db").write_bytes(b"not a database at all" * 100), "file is not a database"),
+    (lambda d: (d / "bad.db").write_bytes(b"\0" * 4096), "file is not a database"),
+    (lambda d: (d / "bad.db").mkdir(), "is a folder"),
+    (lambda d: (d / "bad.db").touch(mode=0o444), "read-only file"),
+])
+def test_a_bad_sqlite_storage_is_one_line_naming_it(tmp_path, make, named):
+    from skcxr._tuning import open_storage
+
+    if os.geteuid() == 0 and "read-only" in named:
+        pytest.skip("root writes read-only files")
+    make(tmp_path)
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    with pytest.raises(ValueError, match=named) as info:
+        open_storage(url)
+    assert str(info.value).startswith(f"storage {url}: ") and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("url, named", [
+    ("postgresql://me:secret@localhost:1/optuna", "install the database driver"),
+    ("nosuchdb://me:secret@host/optuna", "Can't load plugin"),
+])
+def test_storage_problems_hide_the_password(url, named):
+    from skcxr._tuning import open_storage
+
+    with pytest.raises(ValueError, match=named) as info:
+        open_storage(url)
+    assert "secret" not in str(info.value) and "me:***@" in str(info.value)
+
+
 # --- the command -----------------------------------------------------------------------------
 
 
@@ -304,9 +411,27 @@ def test_tune_command_prints_the_best_parameters_and_continues_a_stored_study(tm
     assert len(optuna.load_study(study_name="smoke", storage=f"sqlite:///{db}").trials) == 3
 
 
-def test_tune_command_refuses_a_bad_storage_before_any_work(tmp_path, capsys):
+def test_tune_command_refuses_a_bad_storage_before_any_work(tmp_path, capsys, monkeypatch):
+    import skcxr.pipelines
+
     folder = phantom_folder(tmp_path / "nih", n=4)
-    for url, named in [("not a url", "not a database URL"), (f"sqlite:///{tmp_path}/missing/s.db", "no such folder")]:
+    (tmp_path / "corrupt.db").write_bytes(b"\0" * 4096)
+    monkeypatch.setattr(skcxr.pipelines, "make_classical_pipeline", lambda *a, **k: pytest.fail("features first"))
+    for url, named in [("not a url", "not a database URL"), (f"sqlite:///{tmp_path}/missing/s.db", "no such folder"),
+                       (f"sqlite:///{tmp_path}/corrupt.db", "file is not a database"),
+                       (f"sqlite:///{tmp_path}", "is a folder")]:
         assert main(["tune", "--data", str(folder), "--storage", url]) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("skcxr: error: ") and named in err and len(err.splitlines()) == 1
+
+
+def test_tune_command_refuses_a_study_of_another_size(tmp_path, capsys):
+    folder = phantom_folder(tmp_path / "nih")
+    argv = ["tune", "--data", str(folder), "--size", "32", "--n-trials", "1", "--n-jobs", "1", "-q",
+            "--storage", f"sqlite:///{tmp_path / 'study.db'}", "--study-name", "s"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv[:4] + ["48"] + argv[5:]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("skcxr: error: study 's' in sqlite:///")
+    assert "another data (other images, labels, size or split)" in err

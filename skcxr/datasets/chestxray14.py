@@ -105,10 +105,11 @@ def load_chestxray14(root, *, csv=None, views=None, split=None, missing="raise")
     FileNotFoundError
         If ``root``, the label file or a requested split file does not exist.
     ValueError
-        For a missing column, an unknown finding name, an unreadable age or
-        patient id, a duplicated image, missing image files (with
-        ``missing="raise"``) or when no row is left; the message names the
-        first offending CSV line/file and how many more there are.
+        For a missing column, an unknown finding name, "No Finding" together
+        with a finding, an unreadable age or patient id, a duplicated image,
+        missing image files (with ``missing="raise"``) or when no row is left;
+        the message names the first offending CSV line/file and how many more
+        there are.
 
     Examples
     --------
@@ -389,8 +390,9 @@ def findings_to_Y(labels, target_names=FINDINGS) -> np.ndarray:
     ------
     ValueError
         If a name is not in ``target_names`` (the message names the unknown
-        names and the first entry holding one), an entry is empty or not a
-        string, or ``labels`` is a single string.
+        names and the first entry holding one), an entry is empty, not a
+        string or combines ``"No Finding"`` with a finding, or ``labels`` is a
+        single string.
 
     See Also
     --------
@@ -472,6 +474,8 @@ def _encode_findings(labels: list, target_names: tuple) -> tuple[np.ndarray, dic
                 unknown.append(token)
         if unknown:
             bad[u] = tuple(unknown)
+        elif NO_FINDING in tokens and set(tokens) != {NO_FINDING}:
+            bad[u] = f"{NO_FINDING!r} together with a finding (an image has findings or none)"
     problems = {int(r): bad[int(codes[r])] for r in np.flatnonzero(np.isin(codes, list(bad)))}
     for r in np.flatnonzero(codes < 0):
         problems[int(r)] = "not a label string or a list of names"

@@ -57,6 +57,9 @@ def read_image(path) -> np.ndarray:
     ValueError
         If the file is corrupt, truncated, not an image, or a DICOM without a
         single 2-D frame. The message names the file.
+    PIL.Image.DecompressionBombError
+        If the image has more than twice ``PIL.Image.MAX_IMAGE_PIXELS``
+        pixels. The message names the file.
     ImportError
         For a DICOM file when pydicom is not installed.
 
@@ -87,9 +90,13 @@ def read_image(path) -> np.ndarray:
         raise ValueError(
             f"Cannot read {path!r}: not an image format Pillow or pydicom recognises."
         ) from None
-    except PermissionError:
+    except (PermissionError, MemoryError):
         raise
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise Image.DecompressionBombError(
+            f"Cannot read {path!r}: {exc} Downscale the file, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it."
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise OSError, struct.error, IndexError, ...
         raise ValueError(f"Cannot read {path!r}: corrupt or truncated image ({exc}).") from exc
 
 
