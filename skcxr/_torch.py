@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import sys
 import warnings
 from numbers import Integral
 
@@ -17,6 +15,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions, va
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ._env import cpu_has_bf16
 from ._parallel import N_JOBS_CONSTRAINT
 from ._validation import check_image_stack, is_path_array
 from .preprocessing import CXRPreprocessor
@@ -33,38 +32,26 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bfloat16 arithmetic units (``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo).
-
-    Read once per process. False where there is no /proc/cpuinfo (other
-    systems than Linux) or it cannot be read: bf16 is then never chosen by
-    ``precision="auto"``.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
 def _cuda_has_bf16() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
-def resolve_precision(precision: str, device="auto") -> str:
-    """The arithmetic of inference on ``device``: ``"fp32"`` or ``"bf16"``.
+#: The modes of :func:`resolve_precision`: what the forward passes are for.
+PRECISION_MODES = ("infer", "train")
 
-    ``"auto"`` is bf16 where the hardware computes it natively (a CUDA GPU
-    with ``torch.cuda.is_bf16_supported()``, a CPU with bf16 units by
-    :func:`cpu_has_bf16`), else fp32. An explicit ``"bf16"`` is honoured
-    everywhere, with a warning where it is emulated (slower than fp32).
+
+def resolve_precision(precision: str, device="auto", *, mode: str = "infer") -> str:
+    """The arithmetic of inference (``mode="infer"``) or of training (``mode="train"``) on ``device``.
+
+    Returns ``"fp32"`` or ``"bf16"`` (bf16 autocast; for training that is AMP,
+    with float32 weights, gradients and optimizer state and no loss scaling).
+    For inference, ``"auto"`` is bf16 where the hardware computes it natively
+    (a CUDA GPU with ``torch.cuda.is_bf16_supported()``, a CPU with bf16 units
+    by :func:`cpu_has_bf16`), else fp32. For training, ``"auto"`` is bf16 on
+    such a CUDA GPU only, and fp32 on the CPU (where the nets' training is not
+    the bottleneck and fp32 keeps results as they were). An explicit
+    ``"bf16"`` is honoured everywhere, with a warning where it is emulated
+    (slower than fp32).
 
     Examples
     --------
@@ -72,9 +59,13 @@ def resolve_precision(precision: str, device="auto") -> str:
     'fp32'
     >>> resolve_precision("auto", "cpu") == ("bf16" if cpu_has_bf16() else "fp32")
     True
+    >>> resolve_precision("auto", "cpu", mode="train"), resolve_precision("fp32", "cpu", mode="train")
+    ('fp32', 'fp32')
     """
     if not isinstance(precision, str) or precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}.")
+    if mode not in PRECISION_MODES:
+        raise ValueError(f"mode must be one of {PRECISION_MODES}; got {mode!r}.")
     if precision == "fp32":
         return "fp32"
     device = resolve_device(device)
@@ -85,7 +76,7 @@ def resolve_precision(precision: str, device="auto") -> str:
     else:  # mps, xpu...: bf16 only when asked for
         native = False
     if precision == "auto":
-        return "bf16" if native else "fp32"
+        return "bf16" if native and (mode == "infer" or device.type == "cuda") else "fp32"
     if not native:
         warnings.warn(
             f"precision='bf16' on {device}, which has no native bfloat16 units: torch emulates it, "
@@ -96,25 +87,6 @@ def resolve_precision(precision: str, device="auto") -> str:
     return "bf16"
 
 
-def training_precision(precision: str, device="auto") -> str:
-    """The arithmetic of training: ``"bf16"`` (AMP: forward passes under bf16 autocast) or ``"fp32"``.
-
-    ``"auto"`` trains with AMP on a CUDA GPU that computes bf16 natively and in
-    fp32 on the CPU (where the nets' training is not the bottleneck and fp32
-    keeps results as they were); an explicit ``"bf16"`` trains with AMP on any
-    device. Weights, gradients and optimizer state stay float32 either way;
-    bf16 needs no loss scaling.
-
-    Examples
-    --------
-    >>> training_precision("auto", "cpu"), training_precision("fp32", "cpu")
-    ('fp32', 'fp32')
-    """
-    if precision == "auto" and resolve_device(device).type != "cuda":
-        return "fp32"
-    return resolve_precision(precision, device)
-
-
 #: The key :func:`precision_state` adds to a pickled estimator's state.
 _RESOLVED_KEY = "_skcxr_resolved_precision"
 
@@ -122,7 +94,7 @@ _RESOLVED_KEY = "_skcxr_resolved_precision"
 def precision_state(est, state: dict) -> dict:
     """``state`` (a ``__getstate__`` dict) with ``precision="auto"`` resolved on this machine beside it.
 
-    Pipeline caches (``Pipeline(memory=...)``, :mod:`skcxr._cache`) key a
+    Pipeline caches (``Pipeline(memory=...)``, :mod:`skcxr.cache`) key a
     step on its pickled state: with the resolved value in it, a step set to
     ``"auto"`` is never served a result computed under the other precision
     (on another machine, or on CUDA instead of the CPU).
@@ -149,10 +121,15 @@ class TorchEstimatorMixin:
 
     ``_run_constraints`` holds the constraints of ``batch_size``, ``n_jobs``, ``device``,
     ``precision``, ``memory`` and ``verbose`` (merged into each estimator's
-    ``_parameter_constraints``); ``_resolved_precision()`` checks
-    ``precision`` and resolves it for ``device``; pickled state carries
-    ``precision="auto"`` resolved beside it (:func:`precision_state`).
+    ``_parameter_constraints``); ``_resolved_precision(mode)`` checks
+    ``precision`` and resolves it for ``device`` (:func:`resolve_precision`),
+    by default for the estimator's ``_precision_mode``; pickled state carries
+    ``precision="auto"`` resolved for that mode beside it (:func:`precision_state`).
     """
+
+    #: What the estimator's own forward passes are for: "infer" for transformers (their fits call
+    #: ``_resolved_precision("train")``), "train" for the skorch nets, which predict as they train.
+    _precision_mode = "infer"
 
     _run_constraints = {
         "batch_size": [None, Interval(Integral, 1, None, closed="left")],
@@ -163,11 +140,11 @@ class TorchEstimatorMixin:
         "verbose": ["verbose"],
     }
 
-    def _resolved_precision(self) -> str:
-        """``precision`` checked and resolved for ``device``: "fp32" or "bf16" (transform-time, no fit needed)."""
+    def _resolved_precision(self, mode: str | None = None) -> str:
+        """``precision`` checked and resolved for ``device`` and ``mode`` (default ``_precision_mode``)."""
         constraint = {"precision": self._run_constraints["precision"]}
         validate_parameter_constraints(constraint, {"precision": self.precision}, type(self).__name__)
-        return resolve_precision(self.precision, self.device)
+        return resolve_precision(self.precision, self.device, mode=mode or self._precision_mode)
 
     def __getstate__(self):
         return precision_state(self, super().__getstate__())

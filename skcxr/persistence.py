@@ -28,15 +28,15 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import tempfile
 import zipfile
-from importlib.metadata import version
 from pathlib import Path
 
 import joblib
 import numpy as np
 from sklearn.utils import Bunch
+
+from ._env import versions
 
 __all__ = ["FORMAT", "data_fingerprint", "load_model", "read_description", "save_model", "versions"]
 
@@ -47,20 +47,6 @@ DESCRIPTION, MODEL = "skcxr.json", "model.joblib"
 #: Packages whose ``major.minor`` must match for a pickled model to load: their pickles are not
 #: guaranteed across minor versions (scikit-learn says so for its estimators).
 _MUST_MATCH = ("skcxr", "scikit-learn", "skorch")
-
-
-def versions() -> dict:
-    """The versions a model file records (and :func:`load_model` compares); imports none of the packages.
-
-    Examples
-    --------
-    >>> sorted(versions())
-    ['numpy', 'python', 'scikit-learn', 'skcxr', 'skorch', 'torch']
-    """
-    from . import __version__
-
-    return {"skcxr": __version__, **{name: version(name) for name in ("scikit-learn", "skorch", "torch", "numpy")},
-            "python": platform.python_version()}
 
 
 def data_fingerprint(X, Y) -> str:

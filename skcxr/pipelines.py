@@ -6,12 +6,12 @@ Every step has a name, so any part swaps with ``set_params`` (``clf=...``,
 checks that ``Y`` is a 2-D 0/1 indicator matrix.
 
 With ``memory=``, the Pipeline caches the fitted preprocessing and feature
-steps with :func:`skcxr._cache.check_memory`: image paths are keyed on file
+steps with :func:`skcxr.cache.check_memory`: image paths are keyed on file
 content (an image replaced under the same name is read again), the skcxr code
 version is part of the key, and a step with an unseeded ``random_state=None``
 is never cached. Each result is cached once, by the Pipeline. To change the
 memory after construction, use ``set_params(memory=check_memory(folder))`` with
-:func:`skcxr._cache.check_memory`: a bare folder given to ``set_params`` gets
+:func:`skcxr.cache.check_memory`: a bare folder given to ``set_params`` gets
 scikit-learn's plain ``joblib.Memory``, keyed on file names.
 """
 
@@ -28,11 +28,10 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import _num_samples
 
-from ._cache import check_memory
+from .attention import AttentionFusion, AttentionMaps, GradCAM, MapPooler
+from .cache import check_memory
 from ._validation import check_multilabel_Y
-from .explain import GradCAM
 from .features import CNNEmbedder, HOGFeatures, LBPFeatures
-from .fusion import AttentionFusion, AttentionMaps, MapPooler
 from .lung_region import LungRegion
 from .neural import MLP, MultilabelNeuralNetClassifier
 from .preprocessing import CXRPreprocessor
@@ -146,7 +145,7 @@ def make_classical_pipeline(classifier=None, *, size: int = 224, equalize: str |
         preprocessing, feature and scaling steps, so a grid over ``clf__*``
         reads and describes the images once per training set. Keyed on the
         steps' parameters, the image files' content (not their names) and the
-        skcxr version; see :mod:`skcxr._cache`. Clear it with
+        skcxr version; see :mod:`skcxr.cache`. Clear it with
         ``joblib.Memory(folder).clear()`` or by deleting the folder.
     n_jobs : int, default=None
         Parallel workers for reading images and computing texture features.
@@ -203,7 +202,7 @@ def make_hybrid_pipeline(cnn=None, classifier=None, *, size: int = 224, texture:
         preprocessing, feature and scaling steps, so a grid over ``clf__*``
         computes the features once per training set. Keyed on the steps'
         parameters, the image files' content (not their names) and the skcxr
-        version; see :mod:`skcxr._cache`. A step with ``random_state=None``
+        version; see :mod:`skcxr.cache`. A step with ``random_state=None``
         anywhere inside (the default CNN when ``random_state`` is None) is
         never cached, nor are the steps after it: fix ``random_state`` to
         cache the features. One cache layer per result: the default ``cnn``
@@ -308,7 +307,7 @@ def make_attention_pipeline(system: str = "final", *, segmenter=None, cnn=None, 
     memory : None, str, path or joblib.Memory, default=None
         Content-keyed cache for the Pipeline's steps and for the U-Net,
         fine-tuning, Grad-CAM and (``"final"``) embedding work inside them
-        (see :mod:`skcxr._cache`); :meth:`skcxr._cache.ContentMemory.stats`
+        (see :mod:`skcxr.cache`); :meth:`skcxr.cache.ContentMemory.stats`
         counts what was computed and what was read.
     n_jobs : int, default=None
     random_state : int, default=None

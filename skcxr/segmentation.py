@@ -27,8 +27,8 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
-from ._cache import check_memory
-from ._torch import TorchEstimatorMixin, forward, inference_batch_size, load_images, training_precision
+from .cache import check_memory
+from ._torch import TorchEstimatorMixin, forward, inference_batch_size, load_images
 from ._validation import image_stack_tags, is_path_array
 from .datasets.lungs import read_mask
 from .neural import SegmentationNet, fit_state, numpy_state
@@ -181,7 +181,7 @@ class UNetSegmenter(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         precision on one device; the resolved precision is part of the cache
         key. Training runs with AMP (bf16 autocast) on CUDA under "auto"
         or "bf16", and in fp32 on the CPU unless "bf16" is asked for
-        (:func:`skcxr._torch.training_precision`).
+        (:func:`skcxr._torch.resolve_precision`, ``mode="train"``).
     n_jobs : int or None, default=None
         Worker processes that read and preprocess image paths: torch
         DataLoader workers in ``transform`` (decoding the next batches while
@@ -297,7 +297,7 @@ class UNetSegmenter(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
             images, masks, groups=groups, depth=self.depth, base_width=self.base_width, epochs=self.epochs,
             lr=self.lr, batch_size=self.batch_size or _TRAIN_BATCH, augment=self.augment, patience=self.patience,
             random_state=self.random_state, device=self.device,
-            precision=training_precision(self.precision, self.device), verbose=self.verbose,
+            precision=self._resolved_precision("train"), verbose=self.verbose,
             net_params=self.net_params,
         )  # fmt: skip
         self.model_ = _unet(self.depth, self.base_width, state)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skcxr.report import cpu_name  # noqa: F401 - also imported from here by texture_speed.py
+from skcxr._env import cpu_name  # noqa: F401 - also imported from here by texture_speed.py
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SKCXR_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -50,11 +50,11 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from skcxr._cache import check_memory
+from skcxr.cache import check_memory
 from skcxr.datasets import load_bboxes, make_phantoms
-from skcxr.explain import GradCAM
+from skcxr.attention import GradCAM
 from skcxr.features import CNNEmbedder, HOGFeatures, LBPFeatures
-from skcxr.fusion import AttentionFusion, MapPooler
+from skcxr.attention import AttentionFusion, MapPooler
 from skcxr.lung_region import LungRegion
 from skcxr.metrics import boxes_to_masks, macro_auc_score, map_iou, pointing_game
 from skcxr.model_selection import MultilabelStratifiedGroupKFold

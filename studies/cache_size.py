@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, machine, write_markdown  # noqa: E402
 
-from skcxr import _cache  # noqa: E402
+from skcxr.cache import _fingerprint as _cache  # noqa: E402 - _HASH_MEMO, paths_fingerprint
 from skcxr.datasets import load_chestxray14  # noqa: E402
 from skcxr.pipelines import make_hybrid_pipeline  # noqa: E402
 

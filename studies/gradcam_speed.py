@@ -9,7 +9,7 @@ images (the weights are essentially random; speed does not depend on them).
   ``torch.inference_mode``, on a tensor already built (the floor);
 - ResNetEmbedder.transform: the same through the estimator (numpy in and out);
 - GradCAM closed form: ``GradCAM(target="all").transform``, 14 maps per image
-  at 224 px, normalised; and its layer4-grid core :func:`skcxr.explain.cnn_cams`;
+  at 224 px, normalised; and its layer4-grid core :func:`skcxr.attention.cnn_cams`;
 - GradCAM autograd: the same maps from gradients at the ``layer4`` output;
 - pytorch-grad-cam: its ``GradCAM`` on ``nn.Sequential(backbone, head)`` with
   ``target_layers=[layer4[-1]]``, one call per label with
@@ -44,7 +44,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from skcxr._torch import as_tensor, to_device
 from skcxr.datasets.phantoms import make_phantoms
-from skcxr.explain import GradCAM, cnn_cams
+from skcxr.attention import GradCAM, cnn_cams
 from skcxr.features.deep import ResNetEmbedder
 from skcxr.neural import numpy_state
 from skcxr.nn.resnet import fused_for_inference

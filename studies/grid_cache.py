@@ -16,7 +16,7 @@ label-stratified subset of the shared NIH images (nih + nih-64, read from their 
 also with ``n_jobs=1``, where the ratio (b)/(a) does not profit from (b) keeping both workers busier than
 (a)'s 3 fold tasks can.
 
-Each run prints its time and the cache's own counts (:meth:`skcxr._cache.ContentMemory.stats`,
+Each run prints its time and the cache's own counts (:meth:`skcxr.cache.ContentMemory.stats`,
 written by every worker): what was computed ("miss"), read ("hit") or read after waiting for another
 worker that was computing it ("waited"). Writes ``studies/results/grid_cache.md``.
 
@@ -42,7 +42,7 @@ import sklearn
 from _common import load_real_nih, machine, source_of, write_markdown
 from sklearn.model_selection import GridSearchCV, cross_validate
 
-from skcxr._cache import check_memory
+from skcxr.cache import check_memory
 from skcxr.features import ResNetEmbedder
 from skcxr.metrics import get_scorer
 from skcxr.model_selection import MultilabelStratifiedGroupKFold, train_test_split_by_patient
@@ -61,7 +61,7 @@ ONE = {"fusion__lam": 0.5, "clf__module__dropout": 0.4}
 HEAVY = {
     "skcxr.segmentation.segment": "U-Net maps",
     "skcxr.neural.fine_tune_cnn": "ResNet18 fine-tunings",
-    "skcxr.explain.cnn_cams": "Grad-CAM passes",
+    "skcxr.attention._gradcam.cnn_cams": "Grad-CAM passes",
     "sklearn.pipeline._fit_transform_one_with_callbacks": "Pipeline steps (fit)",
 }
 

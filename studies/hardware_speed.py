@@ -54,7 +54,7 @@ from PIL import Image
 
 from skcxr._torch import loader_workers, resolve_device, resolve_precision
 from skcxr.datasets import FINDINGS, make_phantoms, read_image
-from skcxr.explain import GradCAM
+from skcxr.attention import GradCAM
 from skcxr.features import CNNEmbedder, HOGFeatures, LBPFeatures
 from skcxr.neural import fine_tune_cnn
 from skcxr.preprocessing import CXRPreprocessor

@@ -51,7 +51,7 @@ from choose_defaults import (SOURCES, _fmt, bootstrap_weights, image_features, l
                              weighted_macro_auc)
 from sklearn.frozen import FrozenEstimator
 
-from skcxr._cache import check_memory
+from skcxr.cache import check_memory
 from skcxr.lung_region import LungRegion
 from skcxr.metrics import macro_auc_score
 from skcxr.model_selection import MultilabelStratifiedGroupKFold

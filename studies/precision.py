@@ -14,7 +14,7 @@ All in ONE process, so the two precisions meet the same machine state:
      ``--cam-n`` of the images (fine-tuning is fp32 either way, not timed):
      img/s both ways, max abs difference relative to the largest map value,
      correlation; and the same for every label's map on the 7x7 ``layer4``
-     grid (:func:`skcxr.explain.cnn_cams`) and for the logits;
+     grid (:func:`skcxr.attention.cnn_cams`) and for the logits;
    - the shipped lung U-Net (``load_lung_unet()``, 128 px, maps returned at
      224 px): img/s both ways, max abs difference, correlation, and the Dice of
      the bf16 masks against the fp32 masks.
@@ -137,7 +137,7 @@ def race(name: str, runs: dict, n_images: int, rounds: int, log) -> tuple[dict, 
 
 # --------------------------------------------------------------------------- parts
 def speed_part(args, stack, Y, groups, log) -> tuple[pd.DataFrame, dict]:
-    from skcxr.explain import GradCAM, cnn_cams
+    from skcxr.attention import GradCAM, cnn_cams
     from skcxr.features import ResNetEmbedder
     from skcxr.neural import numpy_state
     from skcxr.segmentation import load_lung_unet

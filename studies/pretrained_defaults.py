@@ -50,7 +50,7 @@ from choose_defaults import SOURCES, bootstrap_weights, image_features, load_dat
 from lung_variants import INNER, auc_table, fit_predict, foldwise_delta, within_source_auc
 from sklearn.frozen import FrozenEstimator
 
-from skcxr._cache import check_memory
+from skcxr.cache import check_memory
 from skcxr.features import CNNEmbedder
 from skcxr.lung_region import LungRegion
 from skcxr.model_selection import MultilabelStratifiedGroupKFold

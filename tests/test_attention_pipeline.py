@@ -10,12 +10,10 @@ from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skcxr import explain
+from skcxr.attention import AttentionMaps, GradCAM, _gradcam
 from skcxr.cli import main
 from skcxr.datasets.phantoms import make_phantoms
-from skcxr.explain import GradCAM
 from skcxr.features import ResNetEmbedder
-from skcxr.fusion import AttentionMaps
 from skcxr.neural import ResNetFineTuner
 from skcxr.nn import UNet
 from skcxr.persistence import save_model
@@ -69,7 +67,7 @@ def _count(monkeypatch, owner, name):
 def test_changing_lam_or_the_classifier_recomputes_no_mask_and_no_cam(data, unet_file, tmp_path, monkeypatch):
     unet = _count(monkeypatch, UNet, "forward")
     tune = _count(monkeypatch, ResNetFineTuner, "fit")
-    cams = _count(monkeypatch, explain, "_closed_form")
+    cams = _count(monkeypatch, _gradcam, "_closed_form")
     pipe = make_attention_pipeline(segmenter=unet_file, cnn=_cnn(), size=SIZE, memory=tmp_path, random_state=0)
     params = pipe.get_params()  # the defaults chosen by nested CV (studies/pretrained_defaults.py, lung_variants.py)
     assert (params["clf__estimator__C"], params["features__lungs__region__margin"]) == (ATTENTION_C, LUNG_MARGIN)

@@ -17,7 +17,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from scipy.ndimage import gaussian_filter
 from skimage import color, data, transform
 
-from skcxr.explain import GradCAM, cnn_cams
+from skcxr.attention import GradCAM, cnn_cams
 from skcxr.features import CNNEmbedder, ResNetEmbedder
 from skcxr.neural import CNNFineTuner, numpy_state
 from skcxr.nn import CNNClassifier, build_cnn, imagenet_classifier

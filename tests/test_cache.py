@@ -1,4 +1,4 @@
-"""skcxr._cache: content-keyed, versioned, seed-aware caching (Pipeline memory and cached functions).
+"""skcxr.cache: content-keyed, versioned, seed-aware caching (Pipeline memory and cached functions).
 
 Every test counts calls (module-level counters, so they survive joblib's pickling of the
 estimators) or asks ``check_call_in_cache``: a test that only compared outputs could not
@@ -21,8 +21,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils import check_random_state
 
 import skcxr
-from skcxr import _cache
-from skcxr._cache import ContentMemory, check_memory, file_fingerprint
+from skcxr.cache import ContentMemory, _fingerprint, _keys, _version, check_memory, code_version, file_fingerprint
+from skcxr.cache import paths_fingerprint
 from skcxr.features import CNNEmbedder
 from skcxr.pipelines import make_classical_pipeline, make_hybrid_pipeline
 from skcxr.preprocessing import CXRPreprocessor
@@ -192,10 +192,10 @@ def test_unknown_ignore_name_is_an_error(tmp_path):
 
 def test_key_is_the_same_in_another_process(tmp_path):
     paths = [str(p) for p in _images(tmp_path / "img", n=2)]
-    key = check_memory(tmp_path / "cache").cache(_cache.paths_fingerprint).cache_key(paths)
+    key = check_memory(tmp_path / "cache").cache(paths_fingerprint).cache_key(paths)
     code = (
-        "import sys; from skcxr import _cache; "
-        "print(_cache.check_memory(sys.argv[1]).cache(_cache.paths_fingerprint).cache_key(sys.argv[2:]))"
+        "import sys; from skcxr.cache import check_memory, paths_fingerprint; "
+        "print(check_memory(sys.argv[1]).cache(paths_fingerprint).cache_key(sys.argv[2:]))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache"), *paths],
                          capture_output=True, text=True, check=True).stdout.strip()
@@ -229,19 +229,19 @@ def test_classical_pipeline_predicts_from_new_pixels_after_replacement(tmp_path)
 
 def test_fingerprint_memo_reads_unchanged_files_once(tmp_path, monkeypatch):
     reads = collections.Counter()
-    hash_file = _cache._hash_file
+    hash_file = _fingerprint._hash_file
 
     def counting_hash(path):
         reads[path] += 1
         return hash_file(path)
 
-    monkeypatch.setattr(_cache, "_hash_file", counting_hash)
+    monkeypatch.setattr(_fingerprint, "_hash_file", counting_hash)
     path = str(_images(tmp_path / "img", n=1)[0])
     # Written just now: "racily clean" (its timestamps may not have moved yet), so it is not memoised.
     first = file_fingerprint(path)
     assert file_fingerprint(path) == first and reads[path] == 2
     # Once the file is older than the racy window, its hash is memoised ...
-    monkeypatch.setattr(_cache, "_RACY_NS", 0)
+    monkeypatch.setattr(_fingerprint, "_RACY_NS", 0)
     file_fingerprint(path)
     file_fingerprint(path)
     assert reads[path] == 3
@@ -354,17 +354,20 @@ def test_code_version_change_invalidates(tmp_path, monkeypatch):
     assert not cached.check_call_in_cache(1, 2)
     cached(1, 2)
     assert CALLS["add"] == 2
-    monkeypatch.setattr(_cache, "_source_digest", lambda: "edited source")
+    monkeypatch.setattr(_version, "_source_digest", lambda: "edited source")
     assert not cached.check_call_in_cache(1, 2)
     monkeypatch.undo()
     assert cached.check_call_in_cache(1, 2)
 
 
 def test_source_digest_covers_package_files():
-    root = Path(_cache.__file__).parent
-    assert (root / "pipelines.py").exists() and len(_cache._source_digest()) == 32
-    version, digest, libraries = _cache.code_version()
-    assert version == skcxr.__version__ and digest == _cache._source_digest()
+    root = Path(skcxr.__file__).parent
+    hashed = {path.relative_to(root).as_posix() for path in _version._source_files()}
+    on_disk = {path.relative_to(root).as_posix() for path in root.rglob("*.py") if "__pycache__" not in path.parts}
+    assert hashed == on_disk and {"pipelines.py", "cache/_memory.py", "datasets/__init__.py"} <= hashed
+    assert len(_version._source_digest()) == 32
+    version, digest, libraries = code_version()
+    assert version == skcxr.__version__ and digest == _version._source_digest()
     assert dict(libraries)["scikit-learn"] is not None
 
 
@@ -417,7 +420,7 @@ def test_check_memory_forms(tmp_path):
 
 
 def test_no_location_calls_directly_without_fingerprinting(tmp_path, monkeypatch):
-    monkeypatch.setattr(_cache, "paths_fingerprint", lambda paths: pytest.fail("fingerprinted without a cache"))
+    monkeypatch.setattr(_keys, "paths_fingerprint", lambda paths: pytest.fail("fingerprinted without a cache"))
     cached = check_memory(None).cache(total_bytes)
     paths = [str(p) for p in _images(tmp_path / "img", n=2)]
     cached(paths)

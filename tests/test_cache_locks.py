@@ -1,6 +1,6 @@
-"""skcxr._cache's per-key locks when their holder stops: the waiter says so, then gives up with a clear error.
+"""skcxr.cache's per-key locks when their holder stops: the waiter says so, then gives up with a clear error.
 
-Holder and waiter are subprocesses running a small script that imports skcxr._cache and never torch, so
+Holder and waiter are subprocesses running a small script that imports skcxr.cache and never torch, so
 each test takes a few seconds. A holder signals that it holds the lock by creating a ready-file (from inside
 the cached function, which runs under the lock); the tests wait for that file, not for a fixed time.
 """
@@ -15,13 +15,13 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from skcxr import _cache
+from skcxr.cache import LOCK_TIMEOUT, _locks, check_memory
 
 PROBE = '''\
 import glob, json, os, signal, sys, threading, time, warnings
 from pathlib import Path
 
-from skcxr import _cache
+from skcxr.cache import _locks, check_memory
 
 
 def square(x, ready=None, hold=0.0, stop=False, verbose=0):
@@ -29,26 +29,32 @@ def square(x, ready=None, hold=0.0, stop=False, verbose=0):
         Path(ready).touch()
     if stop:
         os.kill(os.getpid(), signal.SIGSTOP)  # stopped while it holds the lock, as by Ctrl-Z
-    time.sleep(hold)
+    if hold:  # hold the lock for `hold` seconds from the moment the waiter starts waiting (however slow its start)
+        waiting = Path(ready).with_name("waiting")
+        deadline = time.monotonic() + 60
+        while not waiting.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(hold)
     return x * x
 
 
 role, location, ready, *steps = sys.argv[1:]
-memory = _cache.check_memory(location)
+memory = check_memory(location)
 cached = memory.cache(square, ignore=["ready", "hold", "stop", "verbose"])
 if role == "stopped":
     cached(3, ready=ready, stop=True)
 elif role == "holder":
     cached(3, ready=ready, hold=float(steps[0]))
 else:  # waiter: one call per step ("1", "0": its verbose; "unlink": verbose=0, the lock file deleted meanwhile)
-    _cache._NOTICE_AFTER = 0.1
+    _locks._NOTICE_AFTER = 0.1
     out = []
     for step in steps:
         if step == "unlink":
-            locks = os.path.join(memory._store(), _cache._LOCKS, "*.lock")
+            locks = os.path.join(memory._store(), _locks._LOCKS, "*.lock")
             threading.Timer(0.1, lambda: [os.unlink(p) for p in glob.glob(locks)]).start()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            Path(ready).with_name("waiting").touch()
             start = time.monotonic()
             try:
                 result = repr(cached(3, verbose=int(step == "1")))
@@ -135,14 +141,14 @@ def test_waiter_reads_result_of_live_holder_that_takes_longer_than_the_timeout(t
 def test_lock_timeout_must_be_positive_seconds(monkeypatch, value):
     monkeypatch.setenv("SKCXR_LOCK_TIMEOUT", value)
     with pytest.raises(ValueError, match="SKCXR_LOCK_TIMEOUT must be a number of seconds > 0"):
-        _cache._lock_timeout()
+        _locks._lock_timeout()
 
 
 def test_lock_timeout_default_and_override(monkeypatch):
     monkeypatch.delenv("SKCXR_LOCK_TIMEOUT", raising=False)
-    assert _cache._lock_timeout() == _cache.LOCK_TIMEOUT == 600
+    assert _locks._lock_timeout() == LOCK_TIMEOUT == 600
     monkeypatch.setenv("SKCXR_LOCK_TIMEOUT", "2.5")
-    assert _cache._lock_timeout() == 2.5
+    assert _locks._lock_timeout() == 2.5
 
 
 def _fit(estimator, X, verbose=0):
@@ -150,7 +156,7 @@ def _fit(estimator, X, verbose=0):
 
 
 def test_verbose_calls_are_those_that_ask_for_progress(tmp_path):
-    cached = _cache.check_memory(tmp_path).cache(_fit, ignore=["verbose"])
+    cached = check_memory(tmp_path).cache(_fit, ignore=["verbose"])
     assert cached._verbose((LogisticRegression(), [0]), {"verbose": 1})
     assert cached._verbose((make_pipeline(LogisticRegression(verbose=2)), [0]), {})  # a step's parameter
     assert not cached._verbose((LogisticRegression(), [0]), {"verbose": 0})

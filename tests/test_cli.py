@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from skcxr import cli, evaluation
-from skcxr.cli import main
+from skcxr.cli import _run, main
 from skcxr.persistence import load_model, read_description
 from conftest import phantom_folder
 
@@ -367,7 +367,7 @@ def _bad_files(folder):
 
 def test_save_model_path_is_checked_before_training(tmp_path, capsys, monkeypatch):
     data = phantom_folder(tmp_path / "data", n=48, size=32)
-    monkeypatch.setattr(cli, "_evaluate", lambda *a, **k: pytest.fail("trained before checking --save-model"))
+    monkeypatch.setattr(_run, "_evaluate", lambda *a, **k: pytest.fail("trained before checking --save-model"))
     for path, named in [(tmp_path, "is a folder; give a file name"), (tmp_path / "no" / "m.skcxr", "no folder")]:
         assert main(["run", "--data", str(data), "--save-model", str(path), "-q"]) == 1
         assert named in _one_error_line(capsys.readouterr().err)

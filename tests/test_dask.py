@@ -16,7 +16,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skcxr._cache import check_memory
+from skcxr.cache import check_memory
 from skcxr.metrics import SCORERS
 from skcxr.model_selection import MultilabelStratifiedGroupKFold
 from skcxr.pipelines import make_logistic_regression

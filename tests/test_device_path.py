@@ -23,10 +23,10 @@ from skcxr._torch import (
     inference_batch_size,
     iter_batches,
     loader_workers,
-    training_precision,
+    resolve_precision,
 )
+from skcxr.attention import GradCAM
 from skcxr.datasets import make_phantoms
-from skcxr.explain import GradCAM
 from skcxr.features import ResNetEmbedder
 from skcxr.neural import MultilabelNeuralNetClassifier
 from skcxr.nn import MLP, resnet18_1ch
@@ -145,9 +145,9 @@ def _features(n=120, d=12, seed=0):
 
 
 def test_training_precision_is_fp32_on_the_cpu_unless_asked():
-    assert training_precision("auto", "cpu") == "fp32"
-    assert training_precision("fp32", "cpu") == "fp32"
-    assert training_precision("bf16", "cpu") == "bf16"
+    assert resolve_precision("auto", "cpu", mode="train") == "fp32"
+    assert resolve_precision("fp32", "cpu", mode="train") == "fp32"
+    assert resolve_precision("bf16", "cpu", mode="train") == "bf16"
     assert MultilabelNeuralNetClassifier()._resolved_precision() == ("bf16" if (
         torch.cuda.is_available() and torch.cuda.is_bf16_supported()) else "fp32")
 

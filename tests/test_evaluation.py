@@ -312,8 +312,9 @@ def test_bad_arguments(split, kwargs, match):
 
 
 def test_docstring_examples():
-    result = doctest.testmod(evaluation, raise_on_error=False)
-    assert result.attempted > 0 and result.failed == 0  # the examples ran, and passed
+    for module in (evaluation._bootstrap, evaluation._holdout, evaluation._json):
+        result = doctest.testmod(module, raise_on_error=False)
+        assert result.attempted > 0 and result.failed == 0, module.__name__  # the examples ran, and passed
 
 
 def test_bootstrap_class_auc_uses_the_resamples_of_the_macro_auc():

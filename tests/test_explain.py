@@ -1,4 +1,4 @@
-"""Tests of skcxr.explain: Grad-CAM maps of the fine-tuned ResNet18."""
+"""Tests of skcxr.attention._gradcam: Grad-CAM maps of the fine-tuned ResNet18."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from scipy.ndimage import gaussian_filter
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from skcxr import explain, neural
-from skcxr.explain import GradCAM, cnn_cams
+from skcxr import neural
+from skcxr.attention import GradCAM, _gradcam, cnn_cams
 from skcxr.features.deep import ResNetEmbedder
 from skcxr.nn import resnet18_1ch
 
@@ -208,7 +208,7 @@ def test_parameters_are_checked(data):
         GradCAM(_cnn()).fit(X)
     calls = []
     with pytest.MonkeyPatch.context() as mp:  # an unknown label fails before any training
-        mp.setattr(neural, "fine_tune_cnn", lambda *a, **k: calls.append(1))
+        mp.setattr("skcxr.neural._training.fine_tune_cnn", lambda *a, **k: calls.append(1))
         with pytest.raises(ValueError, match="'Mass' is not a label"):
             GradCAM(_cnn(), target="Mass").fit(X, Y)
     assert not calls
@@ -225,7 +225,7 @@ def test_clone_and_pickle_round_trip(fitted, data):
 
 # --------------------------------------------------------------------------- caching
 CALLS = {"fine_tune": 0, "cams": 0}
-_fine_tune_cnn, _cnn_cams = neural.fine_tune_cnn, explain.cnn_cams
+_fine_tune_cnn, _cnn_cams = neural.fine_tune_cnn, _gradcam.cnn_cams
 
 
 @functools.wraps(_fine_tune_cnn)
@@ -243,8 +243,8 @@ def counting_cams(*args, **kwargs):
 @pytest.fixture
 def counting(monkeypatch):
     """Count the calls that really run (the cache keys on these module-level wrappers, not on a counter)."""
-    monkeypatch.setattr(neural, "fine_tune_cnn", counting_fine_tune)
-    monkeypatch.setattr(explain, "cnn_cams", counting_cams)
+    monkeypatch.setattr("skcxr.neural._training.fine_tune_cnn", counting_fine_tune)
+    monkeypatch.setattr(_gradcam, "cnn_cams", counting_cams)
     monkeypatch.setitem(CALLS, "fine_tune", 0)
     monkeypatch.setitem(CALLS, "cams", 0)
     return CALLS
@@ -304,7 +304,7 @@ def test_all_label_maps_cost_about_one_forward(fitted):
 
 
 def test_docstring_examples():
-    result = doctest.testmod(explain, raise_on_error=False)
+    result = doctest.testmod(_gradcam, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0  # the examples ran, and passed
 
 

@@ -21,8 +21,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.metadata_routing import get_routing_for_object
 from sklearn.utils.validation import check_is_fitted
 
-from skcxr import fusion
-from skcxr.fusion import AttentionFusion, AttentionMaps, MapPooler
+from skcxr.attention import AttentionFusion, AttentionMaps, MapPooler, _fusion, _inference, _maps, _pooling
 from skcxr.metrics import get_scorer
 
 
@@ -262,6 +261,7 @@ def test_maps_request_groups():
     assert tags.input_tags.three_d_array and not tags.input_tags.two_d_array
 
 
-def test_docstring_examples():
-    result = doctest.testmod(fusion, raise_on_error=False)
+@pytest.mark.parametrize("module", [_maps, _fusion, _pooling, _inference])
+def test_docstring_examples(module):
+    result = doctest.testmod(module, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0

@@ -1,6 +1,6 @@
 """A grid over lam x dropout computes U-Net maps, fine-tunings and Grad-CAMs once per training fold.
 
-Counted with the cache's own call log (:meth:`skcxr._cache.ContentMemory.stats`), which every process
+Counted with the cache's own call log (:meth:`skcxr.cache.ContentMemory.stats`), which every process
 writes to: nothing is monkeypatched, so the cache keys are the real ones, in the joblib workers too.
 """
 
@@ -19,19 +19,23 @@ import pytest
 import sklearn
 from sklearn.model_selection import GridSearchCV
 
-from skcxr._cache import check_memory, content_hash
+from skcxr.cache import check_memory, content_hash
 from skcxr.datasets import make_phantoms
 from skcxr.features import ResNetEmbedder
 from skcxr.metrics import get_scorer
 from skcxr.model_selection import MultilabelStratifiedGroupKFold
-from skcxr.neural import MLP, MultilabelNeuralNetClassifier
+from skcxr.attention import cnn_cams
+from skcxr.neural import MLP, MultilabelNeuralNetClassifier, fine_tune_cnn
 from skcxr.pipelines import make_attention_pipeline
+from skcxr.segmentation import segment
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SIZE, FOLDS, CAM_FOLDS = 48, 3, 2
 GRID = {"fusion__lam": [0.25, 0.5, 0.75], "clf__module__dropout": [0.2, 0.4, 0.6]}
-HEAVY = ("skcxr.segmentation.segment", "skcxr.neural.fine_tune_cnn", "skcxr.explain.cnn_cams")
+#: The cached functions of the heavy steps, by the names the call log records (module and qualified name).
+HEAVY = tuple(f"{f.__module__}.{f.__qualname__}" for f in (segment, fine_tune_cnn, cnn_cams))
+SEGMENT, FINE_TUNE, _ = HEAVY
 
 
 def _pipe(memory):
@@ -66,12 +70,12 @@ def test_grid_computes_maps_finetunings_and_cams_once_per_fold_in_workers_and_ne
     stats = memory.stats()
     events = {name: _events(stats, name) for name in HEAVY}
     # Per training fold: the GradCAM network on the whole fold and one per cross-fitting fold.
-    assert events["skcxr.neural.fine_tune_cnn"] == {"miss": FOLDS * (1 + CAM_FOLDS)}
+    assert events[FINE_TUNE] == {"miss": FOLDS * (1 + CAM_FOLDS)}
     # Per fold: the training and the test images' lung maps; the 8 other candidates read the test maps back
     # (their training maps come with the Pipeline's cached step, which asks for nothing inside it).
-    segment = events["skcxr.segmentation.segment"]
-    assert segment["miss"] == 2 * FOLDS
-    assert segment.get("hit", 0) + segment.get("waited", 0) == (len(GRID["fusion__lam"]) ** 2 - 1) * FOLDS
+    segments = events[SEGMENT]
+    assert segments["miss"] == 2 * FOLDS
+    assert segments.get("hit", 0) + segments.get("waited", 0) == (len(GRID["fusion__lam"]) ** 2 - 1) * FOLDS
     # Every computation stored a distinct entry: no key was computed twice, by one worker or two.
     stored = _stored(tmp_path)
     for name in HEAVY:
@@ -90,7 +94,7 @@ def test_grid_computes_maps_finetunings_and_cams_once_per_fold_in_workers_and_ne
 def test_fitted_networks_key_the_same_in_every_process(tmp_path):
     # A fitted U-Net (torch tensors) inside a pipeline step's parameters: pickles of tensors differ between
     # processes, so joblib's own hash would miss the Pipeline cache in every worker and every run.
-    code = ("from skcxr._cache import content_hash; from skcxr.pipelines import make_attention_pipeline; "
+    code = ("from skcxr.cache import content_hash; from skcxr.pipelines import make_attention_pipeline; "
             "print(content_hash(make_attention_pipeline('maps', random_state=0).named_steps['maps']))")
     here = content_hash(make_attention_pipeline("maps", random_state=0).named_steps["maps"])
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

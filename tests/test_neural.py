@@ -1,4 +1,4 @@
-"""MultilabelNeuralNetClassifier, MLP/DeeperMLP and the multi-label validation split."""
+"""MultilabelNeuralNetClassifier and MLP/DeeperMLP (the inner split: test_neural_split.py)."""
 
 import copy
 import os
@@ -23,12 +23,7 @@ from skorch.helper import predefined_split
 from skcxr._torch import resolve_device
 from skcxr.metrics import get_scorer, tune_thresholds
 from skcxr.nn import MAX_POS_WEIGHT
-from skcxr.neural import (
-    MLP,
-    DeeperMLP,
-    MultilabelNeuralNetClassifier,
-    MultilabelValidSplit,
-)
+from skcxr.neural import MLP, DeeperMLP, MultilabelNeuralNetClassifier
 
 N_LABELS = 4
 
@@ -289,21 +284,6 @@ def test_pickle_and_joblib_round_trip(data, fitted, tmp_path):
     np.testing.assert_array_equal(loaded.tuned_thresholds_, fitted.tuned_thresholds_)
     joblib.dump(fitted, tmp_path / "clf.joblib")
     np.testing.assert_array_equal(joblib.load(tmp_path / "clf.joblib").predict_proba(X), proba)
-
-
-def test_valid_split_is_stratified():
-    rng = np.random.default_rng(0)
-    Y = (rng.random((200, 5)) < [0.5, 0.2, 0.1, 0.05, 0.03]).astype(np.float32)
-    X = np.zeros((200, 3), dtype=np.float32)
-    train, valid = MultilabelValidSplit(0.2, random_state=0)(Dataset(X, Y), Y)
-    assert len(valid) == 40 and len(train) == 160
-    assert set(train.indices).isdisjoint(valid.indices)
-    # every label's positives split close to 80/20, the rarest included
-    np.testing.assert_allclose(Y[valid.indices].sum(0), 0.2 * Y.sum(0), atol=1.01)
-    one_label = MultilabelValidSplit(0.25, random_state=0)(Dataset(X, Y[:, :1]), Y[:, :1])[1]
-    assert Y[one_label.indices, 0].sum() == pytest.approx(0.25 * Y[:, 0].sum(), abs=1)
-    with pytest.raises(ValueError, match="Cannot split 1 distinct groups"):
-        MultilabelValidSplit(0.2)(Dataset(X[:1], Y[:1]), Y[:1])
 
 
 def test_cross_validate_runs_in_two_processes(data):

@@ -11,7 +11,7 @@ from sklearn.multioutput import MultiOutputClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
-from skcxr._cache import ContentMemory
+from skcxr.cache import ContentMemory
 from skcxr.datasets import load_chestxray14, make_phantoms
 from skcxr.features import ResNetEmbedder
 from skcxr.metrics import SCORERS, multilabel_report

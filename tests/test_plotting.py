@@ -13,9 +13,8 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
-from skcxr import plotting
 from skcxr.evaluation import holdout_report
-from skcxr.plotting import attention_panel, overlay, plot_model_comparison
+from skcxr.plotting import _comparison, _findings, _maps, attention_panel, overlay, plot_model_comparison
 
 
 def _ramp(dtype=np.float32, lo=-1.0, hi=1.0):
@@ -117,8 +116,9 @@ def test_model_comparison_without_baseline_has_one_panel(result):
         plot_model_comparison(result, baseline="nope")
 
 
-def test_docstring_examples():
-    result = doctest.testmod(plotting, raise_on_error=False)
+@pytest.mark.parametrize("module", [_maps, _comparison, _findings])
+def test_docstring_examples(module):
+    result = doctest.testmod(module, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0
 
 

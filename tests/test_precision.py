@@ -1,4 +1,4 @@
-"""The ``precision`` setting of the torch estimators' inference: resolution, accuracy, repeatability, cache keys.
+"""The torch estimators' ``precision``: resolution (inference and training), accuracy, repeatability, cache keys.
 
 Small inputs and one torch thread: the whole module runs in a few seconds.
 """
@@ -14,14 +14,14 @@ import pytest
 import torch
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skcxr import _torch, explain
-from skcxr._cache import check_memory
+from skcxr import _torch
 from skcxr._torch import cpu_has_bf16, resolve_precision
+from skcxr.attention import GradCAM, cnn_cams
+from skcxr.cache import check_memory
 from skcxr.datasets import make_phantoms
-from skcxr.explain import GradCAM, cnn_cams
 from skcxr.features import ResNetEmbedder
 from skcxr.features import deep
-from skcxr.neural import numpy_state
+from skcxr.neural import MultilabelNeuralNetClassifier, numpy_state
 from skcxr.nn import resnet18_1ch
 from skcxr.preprocessing import CXRPreprocessor
 from skcxr.segmentation import UNetSegmenter, load_lung_unet
@@ -86,6 +86,22 @@ def test_explicit_bf16_without_bf16_units_works_and_warns(plain_cpu):
 def test_resolve_precision_rejects_unknown_values(bad):
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve_precision(bad, "cpu")
+
+
+def test_training_mode_keeps_auto_fp32_off_cuda(monkeypatch, bf16_cpu):
+    assert resolve_precision("auto", "cpu", mode="train") == "fp32"  # bf16 units or not: CPU training is fp32
+    assert resolve_precision("bf16", "cpu", mode="train") == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", "cuda", mode="train") == "bf16"
+    with pytest.raises(ValueError, match="mode must be one of"):
+        resolve_precision("auto", "cpu", mode="fit")
+
+
+def test_estimators_resolve_for_their_own_mode(bf16_cpu):
+    assert ResNetEmbedder(device="cpu")._resolved_precision() == "bf16"  # inference
+    assert ResNetEmbedder(device="cpu")._resolved_precision("train") == "fp32"  # its fine-tuning
+    assert MultilabelNeuralNetClassifier(device="cpu")._resolved_precision() == "fp32"  # nets predict as they train
 
 
 def test_cpu_detection_reads_the_cpuinfo_flags(monkeypatch):
@@ -223,14 +239,14 @@ def test_closed_form_and_autograd_agree_under_bf16():
 def test_gradcam_fit_learns_its_scale_at_the_transform_precision(cam, monkeypatch):
     cam, X = cam
     seen = []
-    original = explain.cnn_cams
+    original = cnn_cams
 
     @functools.wraps(original)
     def recording(*args, **kwargs):
         seen.append(kwargs["precision"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(explain, "cnn_cams", recording)
+    monkeypatch.setattr("skcxr.attention._gradcam.cnn_cams", recording)
     monkeypatch.setattr(_torch, "cpu_has_bf16", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     fitted = copy.deepcopy(cam).set_params(normalize="fitted", precision="auto")

@@ -18,12 +18,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.dummy import DummyClassifier
 from sklearn.multiclass import OneVsRestClassifier
 
-from skcxr import report
 from skcxr.datasets import make_phantoms
 from skcxr.evaluation import holdout_report
 from skcxr.model_selection import train_test_split_by_patient
 from skcxr.pipelines import make_classical_pipeline
-from skcxr.report import SECTIONS, write_report
+from skcxr.report import SECTIONS, _gallery, write_report
 from conftest import phantom_folder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -193,13 +192,13 @@ class _Stub(TransformerMixin, BaseEstimator):
 
 def test_a_given_cam_and_segmenter_make_all_three_maps(phantom_run, tmp_path, monkeypatch):
     drawn = []
-    original = report.map_panel
+    original = _gallery.map_panel
 
     def spy(image, maps, **kwargs):
         drawn.append([name for name, _ in maps])
         return original(image, maps, **kwargs)
 
-    monkeypatch.setattr(report, "map_panel", spy)
+    monkeypatch.setattr(_gallery, "map_panel", spy)
     page = write_report(phantom_run["result"], tmp_path, X_test=phantom_run["X_test"], cam=_Stub().fit(None),
                         segmenter=_Stub().fit(None), finding="Effusion", model="LR (LBP+HOG)", n_cases=1)
     assert drawn and all(names == ["CAM", "U-Net lung mask", "Fused map"] for names in drawn)
@@ -217,13 +216,13 @@ def test_gallery_of_an_attention_pipeline_uses_its_own_maps(tmp_path, monkeypatc
     result = holdout_report({"attention": pipe}, data.images[:40], data.Y[:40], data.images[40:], data.Y[40:],
                             target_names=data.target_names, threshold_cv=None, n_boot=50, random_state=0)
     drawn = []
-    original = report.map_panel
+    original = _gallery.map_panel
 
     def spy(image, maps, **kwargs):
         drawn.append({name: np.asarray(m) for name, m in maps})
         return original(image, maps, **kwargs)
 
-    monkeypatch.setattr(report, "map_panel", spy)
+    monkeypatch.setattr(_gallery, "map_panel", spy)
     page = write_report(result, tmp_path, X_test=data.images[40:], finding="Cardiomegaly", n_cases=1)
     assert drawn and all(list(maps) == ["Grad-CAM", "U-Net lung mask", "Fused map"] for maps in drawn)
     for maps in drawn:

@@ -1,4 +1,4 @@
-"""skcxr.model_selection.tune: Optuna search under patient-grouped CV, pruning of skorch nets,
+"""skcxr.tuning.tune: Optuna search under patient-grouped CV, pruning of skorch nets,
 persistent studies that survive a killed worker and are shared by several processes, ``skcxr tune``."""
 
 import json
@@ -22,8 +22,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from skcxr.cli import main
-from skcxr.model_selection import MultilabelStratifiedGroupKFold, OptunaPruning, TuneResult, tune
+from skcxr.model_selection import MultilabelStratifiedGroupKFold
 from skcxr.neural import MultilabelNeuralNetClassifier, MultilabelValidSplit
+from skcxr.tuning import TuneResult, tune
+from skcxr.tuning.pruning import OptunaPruning
 from conftest import phantom_folder  # a ChestX-ray14-like folder of phantoms
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +176,7 @@ import numpy as np
 from sklearn.datasets import make_multilabel_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
-from skcxr.model_selection import tune
+from skcxr.tuning import tune
 
 X, Y = make_multilabel_classification(90, n_features=6, n_classes=3, random_state=0)
 PATIENTS = np.arange(90) // 3
@@ -293,7 +295,7 @@ from sklearn.datasets import make_multilabel_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from optuna.distributions import FloatDistribution
-from skcxr.model_selection import tune
+from skcxr.tuning import tune
 
 FITS, AT = [0], int(sys.argv[2])
 
@@ -371,7 +373,7 @@ def test_a_study_refuses_another_estimator_space_or_data(tmp_path):
     (lambda d: (d / "bad.db").touch(mode=0o444), "read-only file"),
 ])
 def test_a_bad_sqlite_storage_is_one_line_naming_it(tmp_path, make, named):
-    from skcxr._tuning import open_storage
+    from skcxr.tuning import open_storage
 
     if os.geteuid() == 0 and "read-only" in named:
         pytest.skip("root writes read-only files")
@@ -387,11 +389,28 @@ def test_a_bad_sqlite_storage_is_one_line_naming_it(tmp_path, make, named):
     ("nosuchdb://me:secret@host/optuna", "Can't load plugin"),
 ])
 def test_storage_problems_hide_the_password(url, named):
-    from skcxr._tuning import open_storage
+    from skcxr.tuning import open_storage
 
     with pytest.raises(ValueError, match=named) as info:
         open_storage(url)
     assert "secret" not in str(info.value) and "me:***@" in str(info.value)
+
+
+def test_tuning_an_estimator_without_nets_loads_no_torch():
+    code = """
+import sys
+from optuna.distributions import FloatDistribution
+from sklearn.datasets import make_multilabel_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from skcxr.tuning import tune
+X, Y = make_multilabel_classification(60, n_features=5, n_classes=3, random_state=0)
+tune(OneVsRestClassifier(LogisticRegression()), X, Y, space={"estimator__C": FloatDistribution(0.1, 10)}, n_trials=1)
+print(" ".join(m for m in ("torch", "skorch") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
 
 
 # --- the command -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from ..model_selection import train_test_split_by_patient
 from .chestxray14 import FINDINGS, findings_to_Y, load_bboxes, load_chestxray14
 from .io import read_image
 from .lungs import load_lung_masks, read_mask
@@ -27,16 +28,3 @@ __all__ = [
     "train_test_split_by_patient",
 ]
 
-
-def __getattr__(name: str):
-    # model_selection sits above datasets in the layering: import it only when
-    # asked, so that it may itself import from skcxr.datasets without a cycle.
-    if name == "train_test_split_by_patient":
-        from ..model_selection import train_test_split_by_patient
-
-        return train_test_split_by_patient
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)

@@ -29,8 +29,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from .._cache import check_memory
-from .._torch import TorchEstimatorMixin, forward, load_images, training_precision
+from ..cache import check_memory
+from .._torch import TorchEstimatorMixin, forward, load_images
 from .._validation import check_image_stack, check_multilabel_Y, image_stack_tags, is_path_array
 from ..model_selection import MultilabelStratifiedGroupKFold
 from ..neural import cached_fine_tune_cnn
@@ -216,7 +216,7 @@ class CNNEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
         nor across machines whose "auto" differs. Fine-tuning trains with AMP
         (bf16 autocast, float32 weights) on CUDA under "auto" or "bf16", and
         in fp32 on the CPU unless "bf16" is asked for
-        (:func:`skcxr._torch.training_precision`).
+        (:func:`skcxr._torch.resolve_precision`, ``mode="train"``).
     n_jobs : int or None, default=None
         Worker processes that read and preprocess image paths: torch
         DataLoader workers in ``transform`` (decoding the next batches while
@@ -337,7 +337,7 @@ class CNNEmbedder(TorchEstimatorMixin, TransformerMixin, BaseEstimator):
             fine_tune=self.fine_tune,
             epochs=self.epochs, lr=self.lr, batch_size=self.batch_size or _TRAIN_BATCH, augment=self.augment,
             patience=self.patience, random_state=random_state, device=self.device,
-            precision=training_precision(self.precision, self.device), verbose=self.verbose,
+            precision=self._resolved_precision("train"), verbose=self.verbose,
             net_params=self.net_params,
         )  # fmt: skip
 

@@ -12,7 +12,7 @@ embedder, the fine-tuner and Grad-CAM rely on:
   ``fine_tune="last"`` trains (all others are frozen and kept in eval mode).
 
 A classifier on top is global average pooling + a linear layer, so its
-Grad-CAM has a closed form (:mod:`skcxr.explain`).
+Grad-CAM has a closed form (:mod:`skcxr.attention`).
 
 Backbones (``backbone=``)
 -------------------------

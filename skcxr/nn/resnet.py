@@ -82,7 +82,7 @@ class CNNClassifier(nn.Module):
     """A 1-channel CNN ``backbone`` (:func:`skcxr.nn.backbones.build_cnn`) + a linear multi-label ``head`` (logits).
 
     The head sits on the mean-pooled post-activation feature map, so its
-    Grad-CAM has a closed form (:mod:`skcxr.explain`).
+    Grad-CAM has a closed form (:mod:`skcxr.attention`).
 
     Parameters
     ----------
