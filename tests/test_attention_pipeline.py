@@ -100,7 +100,7 @@ def test_maps_system_and_lam_validation(data, unet_file):
         make_attention_pipeline("week5")
 
 
-def test_explain_writes_panels_and_refuses_other_models(data, unet_file, tmp_path):
+def test_explain_writes_panels_and_refuses_other_models(data, unet_file, tmp_path, capsys):
     pipe = make_attention_pipeline(segmenter=FrozenEstimator(UNetSegmenter.load(unet_file)), cnn=_cnn(), size=SIZE,
                                    random_state=0).fit(data.images, data.Y)
     save_model(pipe, tmp_path / "model.skcxr", target_names=data.target_names)
@@ -118,5 +118,7 @@ def test_explain_writes_panels_and_refuses_other_models(data, unet_file, tmp_pat
     assert (tmp_path / "o" / pictures[0]).read_bytes() != (tmp_path / "o" / pictures[1]).read_bytes()
     joblib.dump(make_classical_pipeline(size=SIZE).fit(data.images, data.Y), tmp_path / "classical.joblib")
     assert main(["explain", str(image), "--model", str(tmp_path / "classical.joblib"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "not an attention pipeline" in err and "skcxr explain IMAGE --data DIR --out OUT" in err
     assert main(["explain", str(tmp_path / "missing.png"), "--model", str(tmp_path / "model.skcxr"),
                  "--out", str(tmp_path)]) == 1

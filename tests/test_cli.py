@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import skcxr
 from skcxr import cli, evaluation
 from skcxr.cli import _run, main
 from skcxr.persistence import load_model, read_description
@@ -260,6 +261,11 @@ def test_version_names_the_libraries(capsys):
     assert main(["--version"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("skcxr ") and "scikit-learn" in out and "torch" in out
+
+
+def test_python_dash_m_skcxr_is_the_command():
+    done = subprocess.run([sys.executable, "-m", "skcxr", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith(f"skcxr {skcxr.__version__} ")
 
 
 def test_saved_model_predicts_a_folder_with_and_without_labels(tmp_path, capsys):

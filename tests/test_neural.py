@@ -195,6 +195,17 @@ def test_early_stopping_restores_best_weights(data):
     assert loss.item() == pytest.approx(valid_loss[best], rel=1e-4)
 
 
+@pytest.mark.parametrize("verbose, shown", [(0, False), (1, False), (2, True)])
+def test_early_stopping_lines_only_at_verbose_2(data, capsys, verbose, shown):
+    X, Y = data
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(80, X.shape[1])).astype(np.float32)  # the net can only overfit: it stops early
+    MultilabelNeuralNetClassifier(patience=2, max_epochs=50, lr=1e-2, module__hidden=(64,), verbose=verbose,
+                                  random_state=0).fit(noise, Y[:80])
+    out = capsys.readouterr().out
+    assert ("Stopping since valid_loss" in out) is shown and ("Restoring best model" in out) is shown
+
+
 def test_lr_scheduler(data):
     X, Y = data
     clf = small(max_epochs=4, patience=None, lr_scheduler="cosine").fit(X[:100], Y[:100])

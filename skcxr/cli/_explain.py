@@ -38,7 +38,9 @@ def explain(args) -> None:
     try:
         attention_steps(model)  # another model is a usage error, before any image is read
     except ValueError as exc:
-        raise _UsageError(f"--model: {exc}") from None
+        raise _UsageError(f"--model: {exc}. Get one with 'skcxr explain IMAGE --data DIR --out OUT' (trains "
+                          "make_attention_pipeline and saves OUT/model.skcxr) or save_model(make_attention_pipeline()"
+                          ".fit(X, Y), ...) in Python") from None
     seen = attention_maps(model, np.asarray([str(p) for p in args.images], dtype=object))
     names = np.asarray(names if names is not None else range(seen.proba.shape[1]), dtype=str)
     stems = _numbered(path.stem for path in args.images)  # a/chest.png and b/chest.png: two pictures

@@ -12,14 +12,14 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted as _sklearn_check_is_fitted
 from sklearn.utils.validation import validate_data
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, EpochTimer, LRScheduler, PassthroughScoring
+from skorch.callbacks import EpochTimer, LRScheduler, PassthroughScoring
 from skorch.utils import to_numpy
 from torch import nn
 from torch.utils.data import Dataset
 
 from .._torch import PRECISIONS, TorchEstimatorMixin, autocast, resolve_device
 from ..nn import seeded
-from ._callbacks import EpochProgress, _EpochTable
+from ._callbacks import EpochProgress, QuietEarlyStopping, _EpochTable
 from ._interrupt import _watch_ctrl_c
 from ._split import MultilabelValidSplit
 
@@ -136,7 +136,7 @@ class BaseNet(TorchEstimatorMixin, NeuralNet):
             ("valid_loss", PassthroughScoring(name="valid_loss")),
         ]
         if self.patience is not None and self.train_split:
-            early = EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True)
+            early = QuietEarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True)
             callbacks.append(("early_stopping", early))
         scheduler = self._make_lr_scheduler()
         if scheduler is not None:

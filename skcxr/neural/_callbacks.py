@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skorch.callbacks import Callback, PrintLog
+from skorch.callbacks import Callback, EarlyStopping, PrintLog
 from skorch.utils import data_from_dataset, to_numpy
 from tqdm.auto import tqdm
 
@@ -54,6 +54,14 @@ class EpochProgress(Callback):
 
 class _EpochTable(PrintLog):
     """skorch's per-epoch table, printed at ``verbose >= 2`` (1 shows :class:`EpochProgress`'s bar)."""
+
+    def _sink(self, text, verbose):
+        super()._sink(text, verbose >= 2)
+
+
+class QuietEarlyStopping(EarlyStopping):
+    """skorch's ``EarlyStopping``, whose "Stopping since ..." and "Restoring best model ..." lines are printed
+    at ``verbose >= 2`` only, like the epoch table (skorch prints them at any ``verbose``, amid results)."""
 
     def _sink(self, text, verbose):
         super()._sink(text, verbose >= 2)
