@@ -38,7 +38,8 @@ from sklearn.utils import Bunch
 
 from ._env import versions
 
-__all__ = ["FORMAT", "data_fingerprint", "load_model", "read_description", "save_model", "versions"]
+__all__ = ["FORMAT", "data_fingerprint", "image_fingerprints", "load_model", "read_description", "save_model",
+           "versions"]
 
 #: The ``format`` field of the description in files written by :func:`save_model`.
 FORMAT = "skcxr.model/2"
@@ -47,6 +48,11 @@ DESCRIPTION, MODEL = "skcxr.json", "model.joblib"
 #: Packages whose ``major.minor`` must match for a pickled model to load: their pickles are not
 #: guaranteed across minor versions (scikit-learn says so for its estimators).
 _MUST_MATCH = ("skcxr", "scikit-learn", "skorch")
+
+
+def _path_key(path) -> str:
+    size = os.path.getsize(path) if os.path.isfile(path) else -1
+    return f"{os.path.basename(os.fspath(path))}\0{size}"
 
 
 def data_fingerprint(X, Y) -> str:
@@ -67,13 +73,32 @@ def data_fingerprint(X, Y) -> str:
     digest = hashlib.sha256()
     if is_path_array(X):
         for path in np.ravel(np.asarray(X, dtype=object)):
-            size = os.path.getsize(path) if os.path.isfile(path) else -1
-            digest.update(f"{os.path.basename(os.fspath(path))}\0{size}\n".encode())
+            digest.update(f"{_path_key(path)}\n".encode())
     else:
         digest.update(joblib.hash(np.asarray(X)).encode())
     Y = np.ascontiguousarray(Y, dtype=np.uint8)
     digest.update(str(Y.shape).encode() + Y.tobytes())
     return digest.hexdigest()
+
+
+def image_fingerprints(X) -> list[str]:
+    """One short hash per image (file name and byte size of a path, or the pixels of an array), to tell later
+    which images a model was trained on (``skcxr predict`` warns about them).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b = image_fingerprints(np.arange(32.0).reshape(2, 4, 4))
+    >>> len(a), a != b
+    (16, True)
+    """
+    from ._validation import is_path_array
+
+    if is_path_array(X):
+        keys = [_path_key(path).encode() for path in np.ravel(np.asarray(X, dtype=object))]
+    else:
+        keys = [np.ascontiguousarray(image).tobytes() for image in np.asarray(X)]
+    return [hashlib.sha256(key).hexdigest()[:16] for key in keys]
 
 
 def _temporary_files(path: Path):

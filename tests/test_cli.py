@@ -282,9 +282,11 @@ def test_saved_model_predicts_a_folder_with_and_without_labels(tmp_path, capsys)
     assert sidecar["versions"]["skcxr"] and sidecar["target_names"][:2] == ["Atelectasis", "Cardiomegaly"]
 
     out = tmp_path / "pred"
+    assert len(sidecar["data"]["images_seen"]) == sidecar["data"]["train"]
     assert main(["predict", "--model", str(model), "--data", str(data), "--out", str(out), "--n-boot", "50"]) == 0
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
     assert "Macro-AUC on the labelled images" in printed
+    assert f"{sidecar['data']['train']} of 48 images were in the model's training data" in err  # the training part
     proba = pd.read_csv(out / "probabilities.csv", index_col="image")
     pred = pd.read_csv(out / "predictions.csv", index_col="image")
     assert list(proba.columns) == sidecar["target_names"] and len(proba) == 48
@@ -394,7 +396,7 @@ def test_predict_writes_the_good_rows_names_each_bad_file_and_leaves_nothing_sta
     plain.mkdir()
     os.rename(data / "images", plain / "images")
     assert main(["predict", "--model", str(model), "--data", str(plain), "--out", str(out), "-q"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if "training data" not in line]
     assert len(err) == 3 and all(line.startswith("skcxr: error: ") for line in err)
     assert truncated in err[0] and junk in err[1] and "2 of 48 images could not be read" in err[2]
     proba = pd.read_csv(out / "probabilities.csv", index_col="image")

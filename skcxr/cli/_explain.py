@@ -20,10 +20,10 @@ def explain(args) -> None:
     _check_out(args.out)
     _check_images(args.images)
     if args.model is not None:
-        model, names, _ = _load_model(args.model)
+        model, names, _, _ = _load_model(args.model)
     else:
         from ..model_selection import groups_fit_params, routing_context
-        from ..persistence import data_fingerprint, save_model
+        from ..persistence import data_fingerprint, image_fingerprints, save_model
         from ..pipelines import make_attention_pipeline
 
         paths, Y, groups, _, names, _ = _load([args.data])
@@ -34,7 +34,8 @@ def explain(args) -> None:
         with routing_context(routing):
             model.fit(paths, Y, **params)
         save_model(model, args.out / "model.skcxr", target_names=names, settings=_config(args),
-                   data={"images": int(len(paths)), "fingerprint": data_fingerprint(paths, Y)})
+                   data={"images": int(len(paths)), "fingerprint": data_fingerprint(paths, Y),
+                         "images_seen": image_fingerprints(paths)})
     try:
         attention_steps(model)  # another model is a usage error, before any image is read
     except ValueError as exc:

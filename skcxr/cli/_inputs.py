@@ -80,8 +80,9 @@ def _check_images(images) -> None:
 
 
 def _load_model(path):
-    """A saved model as (model, target_names, thresholds); one-line errors for other versions or files."""
+    """A saved model as (model, target_names, thresholds, description); one-line errors for other versions or
+    files (the description is None for a bare estimator)."""
     from ..persistence import load_model
 
     saved = load_model(path)
-    return saved.model, saved.target_names, saved.thresholds
+    return saved.model, saved.target_names, saved.thresholds, saved.description

@@ -49,7 +49,7 @@ def _evaluate(args, X_train, Y_train, X_test, Y_test, g_train, g_test, target_na
 
 
 def _save(args, result, X_train, Y_train, data, target_names) -> None:
-    from ..persistence import data_fingerprint, save_model
+    from ..persistence import data_fingerprint, image_fingerprints, save_model
 
     name = SAVEABLE[args.save_which]
     metrics = result.to_dict()
@@ -57,7 +57,8 @@ def _save(args, result, X_train, Y_train, data, target_names) -> None:
         result.models[name], args.save_model, target_names=target_names, thresholds=result.thresholds[name],
         metrics={"model": name, "test": metrics["summary"][name], "by_source": {
             source: table.get(name) for source, table in metrics["by_source"].items()}},
-        data={**data, "fingerprint": data_fingerprint(X_train, Y_train)}, settings=_config(args))
+        data={**data, "fingerprint": data_fingerprint(X_train, Y_train), "images_seen": image_fingerprints(X_train)},
+        settings=_config(args))
     _say(args, f"wrote {args.save_model} ({name})")
 
 

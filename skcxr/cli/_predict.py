@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -61,6 +62,18 @@ def _unreadable(paths, n_jobs) -> dict:
     return {p: r for p, r in zip(paths, reasons) if r is not None}
 
 
+def _warn_if_seen(paths, description) -> None:
+    """Warn when some images were in the model's training data (by file name and size): their scores flatter it."""
+    from ..persistence import image_fingerprints
+
+    seen = set(((description or {}).get("data") or {}).get("images_seen") or ())
+    if seen:
+        n = sum(key in seen for key in image_fingerprints(paths))
+        if n:
+            warnings.warn(f"{n} of {len(paths)} images were in the model's training data (same file name and size): "
+                          "their scores are optimistic, not a test of the model", UserWarning, stacklevel=2)
+
+
 def predict(args) -> None:
     import pandas as pd
 
@@ -71,8 +84,9 @@ def predict(args) -> None:
     for name in PREDICT_OUTPUTS:
         (args.out / name).unlink(missing_ok=True)
     paths, Y, groups = _images_to_predict(args)
-    model, names, thresholds = _load_model(args.model)
+    model, names, thresholds, description = _load_model(args.model)
     _configure(model, args)
+    _warn_if_seen(paths, description)
     bad = _unreadable(paths, args.n_jobs)
     for path, reason in bad.items():
         print(f"skcxr: {'warning' if args.skip_bad else 'error'}: cannot read {reason}"
