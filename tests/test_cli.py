@@ -244,7 +244,16 @@ def test_slugs_are_file_names_and_unique():
     assert np.all([s == s.lower() for s in slugs.values()])
 
 
-def test_explain_trains_on_a_folder_first(tmp_path, capsys):
+def test_explain_trains_on_a_folder_first_and_names_the_finding_and_the_truth(tmp_path, capsys, monkeypatch):
+    import skcxr.plotting
+
+    drawn, real = [], skcxr.plotting.attention_panel
+
+    def record(*args, title=None, labels=None, **kwargs):
+        drawn.append((title, labels))
+        return real(*args, title=title, labels=labels, **kwargs)
+
+    monkeypatch.setattr(skcxr.plotting, "attention_panel", record)
     root = phantom_folder(tmp_path / "data", n=40, size=32)
     image = next((root / "images").iterdir())
     out = tmp_path / "pictures"
@@ -252,6 +261,17 @@ def test_explain_trains_on_a_folder_first(tmp_path, capsys):
     assert (out / f"{image.stem}_attention.png").stat().st_size > 10_000
     saved = load_model(out / "model.skcxr")
     assert saved.target_names[0] == "Atelectasis" and hasattr(saved.model, "predict_proba")
+    (title, views), = drawn
+    top = saved.target_names[int(saved.model.predict_proba([str(image)])[0].argmax())]
+    assert title.startswith(f"{image.name}: {top} ") and "\ntrue: " in title  # the label file's findings
+    assert views[1] == f"Grad-CAM: {top}" and views[3].startswith("Fused (λ=0.5): ")
+    drawn.clear()
+    argv = ["explain", str(image), "--model", str(out / "model.skcxr"), "--out", str(out), "-q"]
+    assert main(argv + ["--finding", "Effusion"]) == 0
+    assert drawn[0][1][1] == "Grad-CAM: Effusion" and "true:" not in drawn[0][0]  # no labels without --data
+    capsys.readouterr()
+    assert main(argv + ["--finding", "Nope"]) == 1
+    assert "--finding Nope: not a label of this model" in _one_error_line(capsys.readouterr().err)
 
 
 # --- models that travel, progress, flags ------------------------------------------------------

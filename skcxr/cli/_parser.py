@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
                              "OUT/model.skcxr)")
     p.add_argument("--out", type=Path, required=True,
                    help="write <image>_attention.png here (<image>-2_attention.png, ... for inputs of one name)")
+    p.add_argument("--finding", default=None, metavar="NAME",
+                   help="draw the Grad-CAM and fused map of this finding (a label name of the model) for every "
+                        "image (default: each image's most probable finding)")
     p.add_argument("--size", type=_int_at_least(MIN_SIZE), default=224,
                    help=f"image side for --data training, at least {MIN_SIZE} (default 224)")
     p.add_argument("--seed", type=int, default=0, help="random seed for --data training (default 0)")
