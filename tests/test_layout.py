@@ -55,6 +55,7 @@ ALLOWED_FUNCTION_IMPORTS = {
     ("skcxr.cli._models", "skcxr.persistence"): "light",
     ("skcxr.cli._predict", "skcxr.datasets.io"): "light",
     ("skcxr.cli._predict", "skcxr.evaluation"): "light",
+    ("skcxr.cli._predict", "skcxr.persistence"): "light",
     ("skcxr.cli._run", "skcxr.report"): "light (matplotlib)",
     ("skcxr.persistence", "skcxr._validation"): "light",
     # Breaks (at run time) the cycle of KNOWN_CYCLES: nn.resnet imports nn.backbones at the top.

@@ -20,14 +20,14 @@ averaged in as NaN. F1, precision and recall follow scikit-learn with
 
 Operating points and calibration: :func:`sensitivity_at_specificity`
 (per class, the best sensitivity a threshold reaches while keeping a given
-specificity), :func:`brier_scores` (per class) and :func:`calibration_bins`
+specificity), :func:`brier_scores` and :func:`expected_calibration_error` (per class) and :func:`calibration_bins`
 (a reliability curve of one class, with Wilson intervals).
 
 Localisation (:func:`pointing_game`, :func:`map_iou`) scores maps ``(n, H, W)``
 against target masks or NIH-style boxes ``(x, y, w, h)`` (:func:`boxes_to_masks`).
 """
 
-from ._calibration import brier_scores, calibration_bins
+from ._calibration import brier_scores, calibration_bins, expected_calibration_error
 from ._localisation import boxes_to_masks, map_iou, pointing_game
 from ._operating_points import sensitivity_at_specificity
 from ._ranking import macro_auc_score
@@ -41,6 +41,7 @@ __all__ = [
     "brier_scores",
     "calibration_bins",
     "check_thresholds",
+    "expected_calibration_error",
     "boxes_to_masks",
     "get_scorer",
     "macro_auc_score",

@@ -1,4 +1,4 @@
-"""Calibration: per-class Brier scores and a reliability curve with Wilson intervals."""
+"""Calibration: per-class Brier scores, expected calibration error and a reliability curve with Wilson intervals."""
 
 from __future__ import annotations
 
@@ -43,6 +43,42 @@ def brier_scores(Y_true, Y_prob) -> np.ndarray:
     """
     Y_true, Y_prob = _check_probabilities(Y_true, Y_prob)
     return ((Y_prob - Y_true) ** 2).mean(axis=0)
+
+
+def expected_calibration_error(Y_true, Y_prob, n_bins=10) -> np.ndarray:
+    """Expected calibration error of each class: the mean gap |observed rate - mean probability| over
+    ``n_bins`` equal-width probability bins, weighted by the share of samples in each (lower is better; 0 for
+    a calibrated model, up to 1).
+
+    Parameters
+    ----------
+    Y_true : array-like of shape (n_samples, n_labels)
+        0/1 indicator matrix.
+    Y_prob : array-like of shape (n_samples, n_labels) or list of (n_samples, 2) arrays
+        Probabilities in [0, 1].
+    n_bins : int, default=10
+
+    Returns
+    -------
+    ndarray of shape (n_labels,), float
+
+    Examples
+    --------
+    >>> from skcxr.metrics import expected_calibration_error
+    >>> expected_calibration_error([[1], [0], [1], [0]], [[0.9], [0.1], [0.9], [0.9]], n_bins=2)
+    array([0.2])
+    """
+    Y_true, Y_prob = _check_probabilities(Y_true, Y_prob)
+    if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 1:
+        raise ValueError(f"n_bins must be an int >= 1, got {n_bins!r}.")
+    bins = np.minimum((Y_prob * n_bins).astype(int), n_bins - 1)  # [0, 1/n), ..., [(n-1)/n, 1]
+    ece = np.zeros(Y_prob.shape[1])
+    for label in range(Y_prob.shape[1]):
+        for b in np.unique(bins[:, label]):
+            inside = bins[:, label] == b
+            gap = abs(Y_true[inside, label].mean() - Y_prob[inside, label].mean())
+            ece[label] += inside.mean() * gap
+    return ece
 
 
 def _wilson(successes, n, confidence):
