@@ -347,3 +347,33 @@ def test_holdout_result_records_labels_sources_and_settings():
     with pytest.raises(ValueError, match="sources_train"):
         holdout_report({"LR": OneVsRestClassifier(LogisticRegression())}, X[:80], Y[:80], X[80:], Y[80:],
                        sources_train=sources[:10], threshold_cv=None, n_boot=10)
+
+
+def test_subgroup_table_pooled_and_within_source_with_too_few_refused():
+    import pandas as pd
+
+    from skcxr.evaluation import MIN_SUBGROUP_IMAGES, subgroup_table
+
+    rng = np.random.default_rng(0)
+    n = 200
+    Y = rng.integers(0, 2, (n, 3))
+    P = np.clip(0.35 * Y + 0.65 * rng.random((n, 3)), 0, 1)
+    meta = pd.DataFrame({"sex": np.where(np.arange(n) < 190, "F", "M"), "age": rng.integers(20, 80, n),
+                         "view": "PA"})
+    patients = np.arange(n) // 2
+    sources = np.where(np.arange(n) % 4 == 0, "nih", "nih-64")
+    P_men = P.copy()
+    P_men[190:] = Y[190:]  # the 10 men are ranked perfectly: a tiny subgroup's 1.000 must not be shown
+    table = subgroup_table(Y, {"a": P, "b": P_men}, meta, groups=patients, sources=sources, age_bands=(40, 60),
+                           n_boot=100, random_state=0)
+    assert set(table.index.get_level_values("source")) == {"all", "nih", "nih-64"}
+    men = table.loc[("sex", "M", "all")]
+    assert men["images"] == 10 < MIN_SUBGROUP_IMAGES and men["too few"] and np.isnan(men["b"])
+    women = table.loc[("sex", "F", "all")]
+    assert women["images"] == 190 and women["patients"] == 95 and not women["too few"]
+    assert women["a low"] <= women["a"] <= women["a high"] and 0.6 < women["a"] < 0.95
+    within = table.loc[("sex", "F", "nih")]
+    assert within["images"] == int(((np.arange(n) < 190) & (sources == "nih")).sum())
+    assert table.loc[("view position", "PA", "all"), "images"] == n
+    ages = table.xs("all", level="source").loc["age band"]
+    assert list(ages.index) == ["< 40", "40–59", "≥ 60"] and ages["images"].sum() == n

@@ -17,6 +17,10 @@ test set:
   mix) every metric is also given within each source, where a model cannot
   score by telling the sources apart.
 
+:func:`subgroup_table` gives macro-AUC by sex, age band and view position,
+pooled and within each source, and refuses an AUC to subgroups too small to
+say anything (``MIN_SUBGROUP_IMAGES``).
+
 Resampling patients, not images, matters: the images of one patient are
 correlated, and an image bootstrap gives intervals that are too narrow.
 """
@@ -25,13 +29,17 @@ from ._bootstrap import BootstrapInterval, bootstrap_class_auc, bootstrap_macro_
 from ._holdout import holdout_report
 from ._json import jsonable
 from ._result import HoldoutResult
+from ._subgroups import MIN_SUBGROUP_IMAGES, subgroup_masks, subgroup_table
 
 __all__ = [
     "BootstrapInterval",
+    "MIN_SUBGROUP_IMAGES",
     "HoldoutResult",
     "bootstrap_class_auc",
     "bootstrap_macro_auc",
     "holdout_report",
     "jsonable",
     "paired_bootstrap_macro_auc",
+    "subgroup_masks",
+    "subgroup_table",
 ]
