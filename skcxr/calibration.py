@@ -30,6 +30,11 @@ __all__ = ["MultilabelCalibratedClassifier"]
 _EPS = 1e-6  # probabilities are clipped to [eps, 1 - eps] before the logit of Platt scaling
 
 
+def _platt_input(p):
+    """Platt scaling's one feature: the logit of the probabilities, as a column."""
+    return logit(np.clip(p, _EPS, 1 - _EPS))[:, None]
+
+
 class MultilabelCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """A multi-label classifier whose probabilities are recalibrated label by label.
 
@@ -120,7 +125,7 @@ class MultilabelCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEs
             return None
         if self.method == "isotonic":
             return IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(p, y)
-        return LogisticRegression(C=1e6).fit(logit(np.clip(p, _EPS, 1 - _EPS))[:, None], y)
+        return LogisticRegression(C=1e6).fit(_platt_input(p), y)
 
     def predict_proba(self, X):
         """Recalibrated probabilities, shape (n_samples, n_labels)."""
@@ -131,7 +136,7 @@ class MultilabelCalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEs
             if isinstance(calibrator, IsotonicRegression):
                 out[:, k] = calibrator.predict(P[:, k])
             elif calibrator is not None:
-                out[:, k] = calibrator.predict_proba(logit(np.clip(P[:, k], _EPS, 1 - _EPS))[:, None])[:, 1]
+                out[:, k] = calibrator.predict_proba(_platt_input(P[:, k]))[:, 1]
         return out
 
     def predict(self, X):
